@@ -1,0 +1,121 @@
+"""fkit's test matrix. Every session uses uv; see README.md for the everyday commands.
+
+Sessions:
+    tests            the whole suite in the workspace environment (what `uv run pytest` runs)
+    package-<name>   one distribution installed alone (plus its test tools) running its own tests
+    lint             ruff check and ruff format --check
+    typing           mypy --strict on every package's src/
+    matrix           Python x SQLAlchemy x driver; `nox -s matrix` runs the full product
+    diagonal         the matrix's diagonal: every value of every axis at least once
+    docs             mkdocs build --strict
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import nox
+
+nox.options.default_venv_backend = "uv"
+nox.options.reuse_existing_virtualenvs = False
+nox.options.sessions = ["lint", "typing", "tests"]
+
+ROOT = Path(__file__).parent
+PYTHONS = ["3.11", "3.12", "3.13"]
+SQLALCHEMY = {"2.0": "sqlalchemy[asyncio]>=2.0.36,<2.1", "2.1": "sqlalchemy[asyncio]>=2.1,<2.2"}
+DRIVERS = ["asyncpg", "psycopg"]
+TEST_TOOLS = ["pytest>=8.3", "pytest-asyncio>=1.0", "pytest-xdist>=3.6", "httpx>=0.28"]
+
+# What each distribution's own tests need besides the distribution itself. The point of
+# these sessions is that no *other* fkit distribution is installed.
+PACKAGES: dict[str, list[str]] = {
+    "fkit-core": [
+        "-e",
+        "packages/fkit-core[asyncpg,psycopg]",
+        "-e",
+        "packages/fkit-testing",
+        "-e",
+        "integration-tests/sample-plugin",
+    ],
+    "fkit-testing": ["-e", "packages/fkit-core[asyncpg,psycopg]", "-e", "packages/fkit-testing[embedded]"],
+}
+
+
+def _sync(session: nox.Session, *groups: str) -> None:
+    """Install the workspace (every member, the given groups) into the session's venv."""
+    args = ["uv", "sync", "--all-packages"]
+    for group in groups:
+        args += ["--group", group]
+    session.run_install(
+        *args,
+        env={"UV_PROJECT_ENVIRONMENT": session.virtualenv.location},
+        silent=True,
+    )
+
+
+@nox.session(python=PYTHONS[0])
+def tests(session: nox.Session) -> None:
+    """The whole suite, as `uv run pytest` runs it."""
+    _sync(session)
+    session.run("pytest", *session.posargs)
+
+
+@nox.session(python=PYTHONS[0])
+@nox.parametrize("package", list(PACKAGES))
+def package(session: nox.Session, package: str) -> None:
+    """One distribution installed alone in an exact environment, running its own tests."""
+    session.install(*PACKAGES[package], *TEST_TOOLS)
+    session.run("pytest", f"packages/{package}/tests", "-p", "no:cacheprovider", *session.posargs)
+
+
+@nox.session(python=PYTHONS[0])
+def lint(session: nox.Session) -> None:
+    """ruff: lint and formatting."""
+    session.install("ruff>=0.8")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session(python=PYTHONS[0])
+def typing(session: nox.Session) -> None:
+    """mypy --strict on every package's src/."""
+    _sync(session)
+    sources = sorted(str(p) for p in ROOT.glob("packages/*/src"))
+    session.run("mypy", *sources)
+
+
+def _matrix_run(session: nox.Session, sqlalchemy: str, driver: str) -> None:
+    session.install(*PACKAGES["fkit-core"], *TEST_TOOLS, SQLALCHEMY[sqlalchemy])
+    env = {"FKIT_TEST_DRIVER": driver}
+    session.run("python", "-c", "import sqlalchemy; print('SQLAlchemy', sqlalchemy.__version__)")
+    session.run("pytest", "packages", "-p", "no:cacheprovider", *session.posargs, env=env)
+
+
+@nox.session(python=PYTHONS)
+@nox.parametrize("sqlalchemy", list(SQLALCHEMY))
+@nox.parametrize("driver", DRIVERS)
+def matrix(session: nox.Session, sqlalchemy: str, driver: str) -> None:
+    """Python x SQLAlchemy x driver, the full product."""
+    _matrix_run(session, sqlalchemy, driver)
+
+
+DIAGONAL = [
+    ("3.11", "2.0", "psycopg"),
+    ("3.12", "2.1", "asyncpg"),
+    ("3.13", "2.0", "asyncpg"),
+]
+
+
+@nox.session(python=False)
+def diagonal(session: nox.Session) -> None:
+    """Every value of every matrix axis at least once (what CI runs on every change)."""
+    for python, sqlalchemy, driver in DIAGONAL:
+        session.notify(f"matrix-{python}(sqlalchemy='{sqlalchemy}', driver='{driver}')")
+
+
+@nox.session(python=PYTHONS[0])
+def docs(session: nox.Session) -> None:
+    """Build the documentation site; warnings fail the build."""
+    _sync(session, "docs")
+    session.run("mkdocs", "build", "--strict", "--site-dir", os.path.join(session.create_tmp(), "site"))

@@ -1,0 +1,432 @@
+"""The session manager: engines, sessionmakers, plugins, health, and a draining close."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Literal
+
+from sqlalchemy import event, text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from fkit_core._bus import EventBus
+from fkit_core._engine import build_engine
+from fkit_core._health import HealthReport, check_engine
+from fkit_core._isolation import IsolationLevelLike, parse_isolation_level
+from fkit_core._plugins import Plugin, resolve_plugins
+from fkit_core._transaction import ManagedTransaction, raise_translated, transaction_options
+from fkit_core.errors import ManagerClosedError, PluginError
+from fkit_core.events import (
+    EngineCreated,
+    EngineRole,
+    HealthChecked,
+    ManagerClosed,
+    ManagerClosing,
+    ManagerStarted,
+)
+from fkit_core.settings import BasePostgresConfig
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
+
+__all__ = ["AsyncSessionManager", "SessionManager", "create_async_session_manager"]
+
+logger = logging.getLogger("fkit_core.manager")
+
+State = Literal["new", "started", "closing", "closed"]
+
+MANAGER_INFO_KEY = "fkit.manager"
+"""Key under which every session made by a manager's sessionmakers finds the manager."""
+
+
+class AsyncSessionManager:
+    """Owns the primary engine, replica engines, their sessionmakers and an event bus.
+
+    Life cycle: ``await start()`` (alias ``initialize()``, or ``async with manager``)
+    sets up the plugins, creates the engines and, when ``config.check_on_start`` is on,
+    runs ``SELECT 1``; ``await close(timeout)`` (alias ``dispose()``) refuses new work,
+    drains in-flight transactions, cancels what is left at the timeout and disposes the
+    engines. A manager used before ``start()`` starts itself on first use (without the
+    start-up check), so the reference kit's ``create_async_session_manager(...)`` then
+    ``get_transaction()`` keeps working.
+
+    Args:
+        config: Settings, or a database URL string.
+        plugins: Plugins to set up; an explicit plugin replaces the installed one of the
+            same name.
+        autoload: Whether to load installed plugins; None follows
+            ``FKIT_DISABLE_PLUGIN_AUTOLOAD`` (on by default).
+        name: The manager's name in events, logs and metric labels.
+        session_options: Extra keyword arguments for the ``async_sessionmaker``.
+    """
+
+    def __init__(
+        self,
+        config: BasePostgresConfig | str,
+        *,
+        plugins: Sequence[Plugin] | None = None,
+        autoload: bool | None = None,
+        name: str = "default",
+        session_options: dict[str, Any] | None = None,
+    ) -> None:
+        self.config = config if isinstance(config, BasePostgresConfig) else BasePostgresConfig(url=config)
+        self.name = name
+        self.bus = EventBus()
+        self._explicit_plugins = tuple(plugins or ())
+        self._autoload = autoload
+        self._session_options = dict(session_options or {})
+        self._plugins: tuple[Plugin, ...] = ()
+        self._state: State = "new"
+        self._engines: dict[str, AsyncEngine] = {}
+        self._makers: dict[str, async_sessionmaker[AsyncSession]] = {}
+        self._in_flight: dict[object, asyncio.Task[Any] | None] = {}
+        self._drained: asyncio.Event | None = None
+        self._closed_event: asyncio.Event | None = None
+
+    def __repr__(self) -> str:
+        return f"<AsyncSessionManager {self.name!r} {self._state} url={self.config.masked_url()!r}>"
+
+    # -- life cycle -------------------------------------------------------------------
+
+    @property
+    def state(self) -> State:
+        """``"new"``, ``"started"``, ``"closing"`` or ``"closed"``."""
+        return self._state
+
+    @property
+    def plugins(self) -> tuple[Plugin, ...]:
+        """The plugins that were set up, sorted by name."""
+        return self._plugins
+
+    def _start_sync(self, *, announce: bool = True) -> None:
+        if self._state == "started":
+            return
+        self._check_open()
+        try:
+            plugins = resolve_plugins(self._explicit_plugins, self._autoload)
+            for plugin in plugins:
+                try:
+                    plugin.setup(self)
+                except Exception as exc:
+                    raise PluginError(f"fkit plugin {plugin.name!r} failed to set up: {exc}") from exc
+            self._plugins = tuple(plugins)
+            self._create_engine("primary", "primary", self.config.primary_url())
+            for index, url in enumerate(self.config.replica_sqlalchemy_urls(), start=1):
+                self._create_engine(f"replica-{index}", "replica", url)
+        except BaseException:
+            self._discard_engines_sync()
+            raise
+        self._state = "started"
+        if announce:
+            self._announce_started()
+
+    def _announce_started(self) -> None:
+        if self.bus.wants(ManagerStarted):
+            self.bus.emit(ManagerStarted(self.name, tuple(p.name for p in self._plugins)))
+
+    def _create_engine(self, engine_name: str, role: EngineRole, url: URL) -> None:
+        options = self.config.engine_kwargs()
+        self.bus.apply_engine_options(engine_name, role, options)
+        engine = build_engine(self.config, url, options)
+        self._engines[engine_name] = engine
+        # Once the manager is closed nothing may reopen the pool, not even code that kept
+        # a reference to the engine: refuse every new DBAPI connection.
+        event.listen(engine.sync_engine, "do_connect", self._refuse_when_closed)
+        self._makers[engine_name] = async_sessionmaker(
+            engine,
+            expire_on_commit=False,
+            info={MANAGER_INFO_KEY: self, "fkit.engine_name": engine_name},
+            **self._session_options,
+        )
+        if self.bus.wants(EngineCreated):
+            self.bus.emit(EngineCreated(self.name, engine_name, role, engine))
+
+    def _refuse_when_closed(self, *_: Any) -> None:
+        if self._state == "closed":
+            raise ManagerClosedError(
+                f"session manager {self.name!r} is closed; its engines accept no new connections. "
+                "Create and start a new manager."
+            )
+
+    def _discard_engines_sync(self) -> None:
+        # Engines made by a failed start have not connected yet (the start-up check runs
+        # later and cleans up itself), so dropping the references is enough.
+        self._engines.clear()
+        self._makers.clear()
+
+    async def start(self) -> None:
+        """Set up plugins, create the engines, check the connection, emit ``ManagerStarted``.
+
+        Idempotent. A failing start disposes whatever it created and re-raises.
+
+        Raises:
+            ManagerClosedError: The manager was closed; managers are not restartable.
+            PluginError: A plugin failed to load or set up.
+            DatabaseError: The start-up check could not reach the database.
+        """
+        if self._state == "started":
+            return
+        self._start_sync(announce=False)
+        if self.config.check_on_start:
+            try:
+                async with self._engines["primary"].connect() as conn:
+                    await conn.execute(text("SELECT 1"))
+            except BaseException as exc:
+                await self._dispose_engines()
+                self._state = "new"
+                raise_translated(self, exc, "primary")
+                raise
+        self._announce_started()
+
+    initialize = start
+
+    async def __aenter__(self) -> AsyncSessionManager:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def close(self, timeout: float = 30.0) -> None:
+        """Refuse new work, drain in-flight work, then dispose the engines.
+
+        Work still running after ``timeout`` seconds is cancelled; its transactions roll
+        back. Idempotent; concurrent calls wait for the first one.
+
+        Args:
+            timeout: Seconds to wait for in-flight transactions and sessions.
+        """
+        if self._state == "closed":
+            return
+        if self._state == "new":
+            self._state = "closed"
+            return
+        if self._state == "closing":
+            assert self._closed_event is not None
+            await self._closed_event.wait()
+            return
+        self._state = "closing"
+        self._closed_event = asyncio.Event()
+        if self.bus.wants(ManagerClosing):
+            self.bus.emit(ManagerClosing(self.name, len(self._in_flight), timeout))
+        cancelled = 0
+        try:
+            cancelled = await self._drain(timeout)
+        finally:
+            await self._dispose_engines()
+            self._state = "closed"
+            for plugin in reversed(self._plugins):
+                teardown = getattr(plugin, "teardown", None)
+                if teardown is not None:
+                    try:
+                        teardown(self)
+                    except Exception:
+                        logger.exception("fkit plugin %r failed to tear down", plugin.name)
+            self._closed_event.set()
+        if self.bus.wants(ManagerClosed):
+            self.bus.emit(ManagerClosed(self.name, cancelled))
+
+    dispose = close
+
+    async def _drain(self, timeout: float) -> int:
+        current = asyncio.current_task()
+        # Work held by the task calling close() cannot finish while we wait for it.
+        waiting = {t for t in self._in_flight.values() if t is not current}
+        if not waiting:
+            return 0
+        self._drained = asyncio.Event()
+        try:
+            await asyncio.wait_for(self._drained.wait(), timeout)
+            return 0
+        except TimeoutError:
+            pass
+        tasks = {t for t in self._in_flight.values() if t is not None and t is not current and not t.done()}
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            # Give cancelled work a moment to roll back before the engines go away.
+            await asyncio.wait(tasks, timeout=max(timeout, 5.0))
+        return len(tasks)
+
+    async def _dispose_engines(self) -> None:
+        engines = list(self._engines.values())
+        for engine in engines:
+            try:
+                await engine.dispose()
+            except Exception:
+                logger.exception("disposing an engine failed")
+
+    # -- work accounting --------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._state in ("closing", "closed"):
+            raise ManagerClosedError(
+                f"session manager {self.name!r} is {self._state} and refuses new sessions; "
+                "create and start a new manager"
+            )
+
+    def _enter_work(self) -> object:
+        self._check_open()
+        token = object()
+        try:
+            task = asyncio.current_task()
+        except RuntimeError:
+            task = None
+        self._in_flight[token] = task
+        return token
+
+    def _leave_work(self, token: object | None) -> None:
+        self._in_flight.pop(token, None)
+        drained = self._drained
+        if drained is not None and not self._in_flight:
+            drained.set()
+
+    @property
+    def in_flight(self) -> int:
+        """Transactions and sessions currently running."""
+        return len(self._in_flight)
+
+    # -- engines and sessions ---------------------------------------------------------
+
+    @property
+    def engine(self) -> AsyncEngine:
+        """The primary engine (starts the manager on first use)."""
+        self._start_sync()
+        return self._engines["primary"]
+
+    @property
+    def session_maker(self) -> async_sessionmaker[AsyncSession]:
+        """The primary sessionmaker (``expire_on_commit=False``); its sessions know this manager."""
+        self._start_sync()
+        return self._makers["primary"]
+
+    @property
+    def engines(self) -> dict[str, AsyncEngine]:
+        """Every engine by name: ``"primary"`` and ``"replica-1"``, ``"replica-2"``, ..."""
+        self._start_sync()
+        return dict(self._engines)
+
+    def get_session(self) -> _TrackedSession:
+        """A plain session on the primary, closed when the block ends; no transaction is managed.
+
+        Use as ``async with manager.get_session() as session:``.
+
+        Raises:
+            ManagerClosedError: The manager is closing or closed.
+        """
+        self._start_sync()
+        return _TrackedSession(self, self._makers["primary"]())
+
+    def get_transaction(
+        self,
+        isolation_level: IsolationLevelLike | None = None,
+        *,
+        readonly: bool = False,
+        deferrable: bool | None = None,
+    ) -> ManagedTransaction:
+        """A session inside a transaction: committed on success, rolled back on error or cancel.
+
+        Use as ``async with manager.get_transaction() as session:``. Database errors are
+        raised as :mod:`fkit_core.errors` classes with the driver's error chained.
+
+        Args:
+            isolation_level: An :class:`IsolationLevel` or its name in any case.
+            readonly: Start the transaction READ ONLY.
+            deferrable: Start it DEFERRABLE (meaningful with SERIALIZABLE READ ONLY).
+
+        Raises:
+            ConfigurationError: Unknown isolation level.
+            ManagerClosedError: The manager is closing or closed.
+        """
+        level = parse_isolation_level(isolation_level)
+        self._start_sync()
+        return ManagedTransaction(
+            self,
+            self._makers["primary"](),
+            kind="transaction",
+            engine_name="primary",
+            isolation_level=level,
+            readonly=readonly,
+            execution_options=transaction_options(level, readonly, deferrable),
+        )
+
+    # -- health -----------------------------------------------------------------------
+
+    async def health_report(
+        self, query: str = "SELECT 1", timeout: float = 5.0, *, engine_name: str = "primary"
+    ) -> HealthReport:
+        """Run a health query and report latency and the error, within ``timeout`` seconds.
+
+        Args:
+            query: The query to run.
+            timeout: Seconds after which the check counts as failed and returns.
+            engine_name: Which engine to check.
+        """
+        self._start_sync()
+        self._check_open()
+        report = await check_engine(self._engines[engine_name], engine_name, query, timeout)
+        if report.error and self.config.connection.password.get_secret_value():
+            secret = self.config.connection.password.get_secret_value()
+            report = HealthReport(
+                report.engine_name, False, report.latency, report.error.replace(secret, "***")
+            )
+        if self.bus.wants(HealthChecked):
+            error = report.error.split(":", 1)[0] if report.error else None
+            self.bus.emit(HealthChecked(self.name, engine_name, report.healthy, report.latency, error))
+        return report
+
+    async def healthcheck(self, query: str = "SELECT 1", timeout: float = 5.0) -> bool:
+        """Tell whether the primary answers ``query`` within ``timeout`` seconds."""
+        return (await self.health_report(query, timeout)).healthy
+
+
+SessionManager = AsyncSessionManager
+"""Short alias of :class:`AsyncSessionManager`."""
+
+
+class _TrackedSession:
+    """Async context manager yielding a plain session counted as in-flight work."""
+
+    __slots__ = ("_manager", "_session", "_token")
+
+    def __init__(self, manager: AsyncSessionManager, session: AsyncSession) -> None:
+        self._manager = manager
+        self._session = session
+        self._token: object | None = None
+
+    async def __aenter__(self) -> AsyncSession:
+        self._token = self._manager._enter_work()
+        return self._session
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        try:
+            await self._session.close()
+        finally:
+            self._manager._leave_work(self._token)
+
+
+def create_async_session_manager(
+    config: BasePostgresConfig | str,
+    *,
+    metrics: Plugin | None = None,
+    plugins: Sequence[Plugin] | None = None,
+    autoload: bool | None = None,
+    name: str = "default",
+    session_options: dict[str, Any] | None = None,
+) -> AsyncSessionManager:
+    """Build a session manager (not started yet), as the reference kit's factory does.
+
+    Args:
+        config: Settings, or a database URL string.
+        metrics: A configured metrics plugin (``fkit_metrics.PostgresMetrics``), added to
+            ``plugins``.
+        plugins: Plugins to set up; see :class:`AsyncSessionManager`.
+        autoload: Whether to load installed plugins too.
+        name: The manager's name.
+        session_options: Extra ``async_sessionmaker`` arguments.
+    """
+    chosen = [*(plugins or ()), *([metrics] if metrics is not None else [])]
+    return AsyncSessionManager(
+        config, plugins=chosen, autoload=autoload, name=name, session_options=session_options
+    )

@@ -1,0 +1,81 @@
+"""The public API is pinned: a change to it is a deliberate change to this list."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import fkit_core
+from fkit_core import errors, events, settings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_all_is_pinned_and_sorted() -> None:
+    assert fkit_core.__all__ == [
+        "AsyncSessionManager",
+        "BasePostgresConfig",
+        "ConfigurationError",
+        "ConnectionSettings",
+        "DatabaseError",
+        "DiscoveredPlugin",
+        "EngineOptionsHook",
+        "EventBus",
+        "FkitError",
+        "HealthReport",
+        "IsolationLevel",
+        "IsolationLevelLike",
+        "ManagedTransaction",
+        "ManagerClosedError",
+        "MissingDependencyError",
+        "Plugin",
+        "PluginLoadWarning",
+        "PoolSettings",
+        "PoolTimeoutError",
+        "QuerySettings",
+        "ScopeHook",
+        "SessionManager",
+        "TransactionScope",
+        "__version__",
+        "create_async_session_manager",
+        "discover_plugins",
+        "parse_isolation_level",
+        "sqlstate_of",
+        "translate_error",
+    ]
+    for module in (fkit_core, errors, events, settings):
+        assert module.__all__ == sorted(module.__all__), module.__name__
+        for name in module.__all__:
+            assert hasattr(module, name), f"{module.__name__}.{name}"
+
+
+def test_version_matches_pyproject() -> None:
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert fkit_core.__version__ == pyproject["project"]["version"]
+
+
+def test_every_error_derives_from_fkit_error() -> None:
+    for name in errors.__all__:
+        assert issubclass(getattr(errors, name), errors.FkitError), name
+    assert issubclass(errors.PoolTimeoutError, TimeoutError)
+    assert issubclass(errors.MissingDependencyError, ImportError)
+    assert issubclass(errors.ConfigurationError, ValueError)
+
+
+def test_missing_dependency_error_names_the_distribution() -> None:
+    error = errors.MissingDependencyError("the psycopg driver", "fkit-core[psycopg]")
+    assert "pip install fkit-core[psycopg]" in str(error)
+
+
+def test_importing_does_no_work() -> None:
+    """No plugin scan, no engine, no optional import at import time."""
+    code = (
+        "import sys, fkit_core, fkit_core.settings, fkit_core.events, fkit_core.errors\n"
+        "from fkit_core._plugins import discover_plugins\n"
+        "assert discover_plugins.cache_info().currsize == 0\n"
+        "heavy = [m for m in ('asyncpg', 'psycopg', 'fastapi', 'alembic') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -1,0 +1,183 @@
+"""A watchdog process that removes a throwaway server when its owner goes away.
+
+The launcher starts ``python -m fkit_testing._reaper`` with the read end of a pipe as its
+stdin and keeps the only write end. The kernel closes that write end however the owner
+ends, even on SIGKILL, so EOF on stdin is the one signal the reaper needs: it then stops
+the server (``pg_ctl stop -m immediate``) and removes the temporary directory. The reaper
+runs in its own session, so a Ctrl-C aimed at the test run's process group cannot kill it
+before it has cleaned up.
+
+This module imports only the standard library: it runs in a fresh interpreter on every
+server start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from types import FrameType
+
+__all__ = ["DIR_PREFIX", "READY", "Reaper", "main"]
+
+DIR_PREFIX = "fkit-pg-"
+READY = b"fkit-reaper-ready\n"
+_STOP_TIMEOUT = 30
+
+
+class Reaper:
+    """The owner's handle on a running reaper process."""
+
+    def __init__(
+        self, *, pg_ctl: Path, data_dir: Path, remove_dir: Path, user: tuple[str, str] | None
+    ):
+        """Start the reaper process; it is armed once :meth:`wait_ready` returns.
+
+        Args:
+            pg_ctl: The ``pg_ctl`` binary that stops the server.
+            data_dir: The server's data directory.
+            remove_dir: The temporary directory to delete; its name must start with
+                ``fkit-pg-`` so that a wrong argument can never delete anything else.
+            user: ``(runuser, name)`` to run ``pg_ctl`` as that OS user, or ``None``.
+        """
+        read_end, self._write_end = os.pipe()
+        argv = [sys.executable, "-m", "fkit_testing._reaper", str(pg_ctl), str(data_dir)]
+        argv.append(str(remove_dir))
+        if user is not None:
+            argv += ["--runuser", user[0], "--user", user[1]]
+        self._argv = argv
+        env = dict(os.environ)
+        # The reaper must import this package even when it is not installed (src layout).
+        package_root = str(Path(__file__).resolve().parent.parent)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
+        try:
+            self.process = subprocess.Popen(
+                argv, stdin=read_end, stdout=subprocess.PIPE, env=env, start_new_session=True
+            )
+        except BaseException:
+            os.close(self._write_end)
+            raise
+        finally:
+            os.close(read_end)
+
+    @property
+    def pid(self) -> int:
+        """The reaper's process id."""
+        return self.process.pid
+
+    def wait_ready(self, timeout: float) -> None:
+        """Wait until the reaper is watching the pipe.
+
+        Raises:
+            RuntimeError: It exited or did not answer within ``timeout`` seconds.
+        """
+        stdout = self.process.stdout
+        assert stdout is not None
+        try:
+            ready, _, _ = select.select([stdout], [], [], timeout)
+            line = stdout.readline() if ready else b""
+        finally:
+            stdout.close()
+        if line != READY:
+            code = self.process.poll()
+            state = f"exited with code {code}" if code is not None else "did not answer"
+            msg = f"the reaper process ({' '.join(self._argv)}) {state}"
+            raise RuntimeError(msg)
+
+    def release(self, timeout: float) -> None:
+        """Close the pipe and wait for the reaper to finish its cleanup."""
+        if self._write_end >= 0:
+            os.close(self._write_end)
+            self._write_end = -1
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+
+    def forget_in_child(self) -> None:
+        """Drop the write end in a forked child so that only the owner keeps it open."""
+        if self._write_end >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self._write_end)
+            self._write_end = -1
+
+
+class _Interrupted(Exception):
+    pass
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise _Interrupted
+
+
+def _server_pid(data_dir: Path) -> int | None:
+    try:
+        return int((data_dir / "postmaster.pid").read_text().split("\n", 1)[0])
+    except (OSError, ValueError):
+        return None
+
+
+def _cleanup(pg_ctl: str, data_dir: Path, remove_dir: Path, run_as: list[str]) -> None:
+    """Stop the server if it runs, then delete ``remove_dir``."""
+    if _server_pid(data_dir) is not None:
+        argv = [*run_as, pg_ctl, "stop", "-D", str(data_dir), "-m", "immediate", "-w", "-s"]
+        argv += ["-t", str(_STOP_TIMEOUT)]
+        done = subprocess.run(argv, capture_output=True, check=False)
+        pid = _server_pid(data_dir)
+        if done.returncode != 0 and pid is not None:
+            # pg_ctl could not do it (binaries gone, say); the postmaster's children
+            # exit by themselves once it is dead.
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+    for _ in range(50):
+        shutil.rmtree(remove_dir, ignore_errors=True)
+        if not remove_dir.exists():
+            return
+        # A dying server may still be writing files; try again shortly.
+        time.sleep(0.1)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the reaper: wait for EOF on stdin, then stop the server and remove its files."""
+    parser = argparse.ArgumentParser(prog="python -m fkit_testing._reaper")
+    parser.add_argument("pg_ctl")
+    parser.add_argument("data_dir", type=Path)
+    parser.add_argument("remove_dir", type=Path)
+    parser.add_argument("--runuser")
+    parser.add_argument("--user")
+    args = parser.parse_args(argv)
+    run_as = [args.runuser, "-u", args.user, "--"] if args.user else []
+    if not args.remove_dir.name.startswith(DIR_PREFIX):
+        parser.error(f"refusing to remove {args.remove_dir}: its name must start with {DIR_PREFIX}")
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _interrupt)
+    try:
+        os.write(sys.stdout.fileno(), READY)
+        sys.stdout.close()
+        while os.read(sys.stdin.fileno(), 4096):
+            pass
+    except _Interrupted:
+        pass
+    finally:
+        # Cleanup must finish even if more signals come.
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, signal.SIG_IGN)
+    _cleanup(args.pg_ctl, args.data_dir, args.remove_dir, run_as)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

