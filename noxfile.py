@@ -38,7 +38,12 @@ PACKAGES: dict[str, list[str]] = {
         "-e",
         "integration-tests/sample-plugin",
     ],
-    "fkit-testing": ["-e", "packages/fkit-core[asyncpg,psycopg]", "-e", "packages/fkit-testing[embedded]"],
+    "fkit-testing": [
+        "-e",
+        "packages/fkit-core[asyncpg,psycopg]",
+        "-e",
+        "packages/fkit-testing[embedded]",
+    ],
 }
 
 
@@ -118,4 +123,6 @@ def diagonal(session: nox.Session) -> None:
 def docs(session: nox.Session) -> None:
     """Build the documentation site; warnings fail the build."""
     _sync(session, "docs")
-    session.run("mkdocs", "build", "--strict", "--site-dir", os.path.join(session.create_tmp(), "site"))
+    session.run(
+        "mkdocs", "build", "--strict", "--site-dir", os.path.join(session.create_tmp(), "site")
+    )

@@ -9,13 +9,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from sqlalchemy import text
 
 from fkit_core import AsyncSessionManager, BasePostgresConfig
 from fkit_core.errors import UniqueViolationError
 from fkit_core.events import Event, TransactionEnded
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 
 @contextlib.contextmanager
@@ -49,11 +52,15 @@ async def run(url: str) -> None:
             await session.execute(text("INSERT INTO quickstart_users VALUES ('ada@example.org')"))
         try:
             async with manager.get_transaction() as session:
-                await session.execute(text("INSERT INTO quickstart_users VALUES ('ada@example.org')"))
+                await session.execute(
+                    text("INSERT INTO quickstart_users VALUES ('ada@example.org')")
+                )
         except UniqueViolationError as exc:
             print(f"duplicate refused: {type(exc).__name__} on {exc.constraint_name}")
         async with manager.get_transaction("serializable", readonly=True) as session:
-            users = (await session.execute(text("SELECT count(*) FROM quickstart_users"))).scalar_one()
+            users = (
+                await session.execute(text("SELECT count(*) FROM quickstart_users"))
+            ).scalar_one()
         print("users:", users)
         report = await manager.health_report()
         print(f"healthy: {report.healthy} in {report.latency * 1000:.1f} ms")

@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 import pytest
 import pytest_asyncio
 from sqlalchemy.engine import make_url
 
 from fkit_core import AsyncSessionManager
-from fkit_core.events import Event
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from fkit_core.events import Event
 
 # FKIT_TEST_DRIVER narrows the run to one driver (the nox matrix does); by default both run.
-DRIVERS = [os.environ["FKIT_TEST_DRIVER"]] if os.environ.get("FKIT_TEST_DRIVER") else ["asyncpg", "psycopg"]
+DRIVERS = (
+    [os.environ["FKIT_TEST_DRIVER"]]
+    if os.environ.get("FKIT_TEST_DRIVER")
+    else ["asyncpg", "psycopg"]
+)
 
 
 @pytest.fixture(params=DRIVERS)
@@ -24,8 +32,10 @@ def driver(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def db_url(fkit_database_url: str, driver: str) -> str:
-    return make_url(fkit_database_url).set(drivername=f"postgresql+{driver}").render_as_string(
-        hide_password=False
+    return (
+        make_url(fkit_database_url)
+        .set(drivername=f"postgresql+{driver}")
+        .render_as_string(hide_password=False)
     )
 
 

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from fkit_core import EventBus, TransactionScope
 from fkit_core.events import Event, HealthChecked, ManagerClosed, ManagerStarted
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 
 def test_subscribers_receive_their_type_and_subclasses_in_subscription_order() -> None:
@@ -125,7 +127,9 @@ def test_a_scope_hook_cannot_swallow_the_body_error_nor_break_it() -> None:
 
 def test_engine_option_hooks_run_in_order_and_can_be_removed() -> None:
     bus = EventBus()
-    remove = bus.add_engine_options_hook(lambda name, role, opts: opts.setdefault("order", []).append(1))
+    remove = bus.add_engine_options_hook(
+        lambda name, role, opts: opts.setdefault("order", []).append(1)
+    )
     bus.add_engine_options_hook(lambda name, role, opts: opts["order"].append(f"{name}/{role}"))
     options: dict[str, Any] = {}
     bus.apply_engine_options("primary", "primary", options)

@@ -234,3 +234,21 @@ def test_rejected_options_raise_configuration_error(make_config: ConfigFactory) 
     options["not_an_option"] = True
     with pytest.raises(ConfigurationError, match="not_an_option"):
         build_engine(config, config.primary_url(), options)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("driver", DRIVERS)
+async def test_pgbouncer_mode_keeps_isolation_level_and_read_only(
+    driver: str, make_config: ConfigFactory, engines: list[AsyncEngine]
+) -> None:
+    """The set_config statement opens the transaction with the requested characteristics."""
+    engine = start(make_config(driver, query=QUERY, pgbouncer=True), engines)
+    async with engine.connect() as conn:
+        serializable = await conn.execution_options(
+            isolation_level="SERIALIZABLE", postgresql_readonly=True
+        )
+        isolation = await serializable.exec_driver_sql("SHOW transaction_isolation")
+        assert isolation.scalar_one() == "serializable"
+        read_only = await serializable.exec_driver_sql("SHOW transaction_read_only")
+        assert read_only.scalar_one() == "on"
+        assert await show_all(serializable) == EXPECTED_SHOW

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 import pytest
 import pytest_asyncio
@@ -15,6 +15,9 @@ from fkit_core import AsyncSessionManager, BasePostgresConfig, PoolSettings, Poo
 from fkit_core import errors as e
 from fkit_core.events import DatabaseErrorOccurred, Event
 
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
 
 @pytest_asyncio.fixture
 async def tables(manager: AsyncSessionManager) -> AsyncIterator[str]:
@@ -23,7 +26,8 @@ async def tables(manager: AsyncSessionManager) -> AsyncIterator[str]:
         await s.execute(text(f"CREATE TABLE {p}_parent (id int PRIMARY KEY)"))
         await s.execute(
             text(
-                f"CREATE TABLE {p}_child (id int PRIMARY KEY, parent int REFERENCES {p}_parent(id), "
+                f"CREATE TABLE {p}_child (id int PRIMARY KEY, "
+                f"parent int REFERENCES {p}_parent(id), "
                 f"qty int NOT NULL CONSTRAINT {p}_qty_positive CHECK (qty > 0))"
             )
         )
@@ -63,7 +67,9 @@ async def test_integrity_violations_carry_the_constraint_name(
     assert isinstance(info.value.__cause__, DBAPIError)
     assert isinstance(info.value, e.FkitError)
     occurred = [x for x in events if isinstance(x, DatabaseErrorOccurred)]
-    assert occurred[-1] == DatabaseErrorOccurred("default", "primary", error.__name__, sqlstate, "23")
+    assert occurred[-1] == DatabaseErrorOccurred(
+        "default", "primary", error.__name__, sqlstate, "23"
+    )
 
 
 @pytest.mark.asyncio
@@ -119,7 +125,9 @@ async def test_lock_not_available(manager: AsyncSessionManager, tables: str) -> 
     try:
         with pytest.raises(e.LockNotAvailableError) as info:
             async with manager.get_transaction() as s:
-                await s.execute(text(f"SELECT * FROM {tables}_parent WHERE id = 1 FOR UPDATE NOWAIT"))
+                await s.execute(
+                    text(f"SELECT * FROM {tables}_parent WHERE id = 1 FOR UPDATE NOWAIT")
+                )
         assert info.value.sqlstate == "55P03"
     finally:
         done.set()
@@ -139,11 +147,13 @@ async def test_statement_timeout(manager: AsyncSessionManager) -> None:
 @pytest.mark.asyncio
 async def test_a_cancelled_statement_that_was_no_timeout(manager: AsyncSessionManager) -> None:
     async with manager.get_session() as probe:
+
         async def cancel_other(pid: int) -> None:
             for _ in range(200):
                 busy = (
                     await probe.execute(
-                        text("SELECT state = 'active' FROM pg_stat_activity WHERE pid = :p"), {"p": pid}
+                        text("SELECT state = 'active' FROM pg_stat_activity WHERE pid = :p"),
+                        {"p": pid},
                     )
                 ).scalar()
                 if busy:
@@ -183,12 +193,14 @@ async def test_too_many_connections(manager: AsyncSessionManager, db_url: str) -
 
     limited = make_url(db_url).set(username=role).render_as_string(hide_password=False)
     try:
-        async with AsyncSessionManager(limited, plugins=[], autoload=False) as m:
-            async with m.get_session() as first:
-                await first.execute(text("SELECT 1"))
-                with pytest.raises(e.TooManyConnectionsError) as info:
-                    async with m.get_transaction() as second:
-                        await second.execute(text("SELECT 1"))
+        async with (
+            AsyncSessionManager(limited, plugins=[], autoload=False) as m,
+            m.get_session() as first,
+        ):
+            await first.execute(text("SELECT 1"))
+            with pytest.raises(e.TooManyConnectionsError) as info:
+                async with m.get_transaction() as second:
+                    await second.execute(text("SELECT 1"))
         assert info.value.sqlstate == "53300"
     finally:
         async with manager.get_transaction() as s:
@@ -198,7 +210,10 @@ async def test_too_many_connections(manager: AsyncSessionManager, db_url: str) -
 @pytest.mark.asyncio
 async def test_pool_timeout(db_url: str) -> None:
     config = BasePostgresConfig(url=db_url, pool=PoolSettings(size=1, max_overflow=0, timeout=0.2))
-    async with AsyncSessionManager(config, plugins=[], autoload=False) as m, m.get_session() as held:
+    async with (
+        AsyncSessionManager(config, plugins=[], autoload=False) as m,
+        m.get_session() as held,
+    ):
         await held.execute(text("SELECT 1"))
         with pytest.raises(PoolTimeoutError, match="pool") as info:
             async with m.get_transaction() as s:

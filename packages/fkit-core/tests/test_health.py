@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 import pytest
 import pytest_asyncio
@@ -11,6 +11,9 @@ from sqlalchemy import text
 
 from fkit_core import AsyncSessionManager, BasePostgresConfig, PoolSettings
 from fkit_core.events import Event, HealthChecked
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
 
 
 @pytest.mark.asyncio
@@ -36,10 +39,14 @@ async def test_a_failing_query_is_unhealthy_with_the_error(manager: AsyncSession
 
 
 @pytest.mark.asyncio
-async def test_a_slow_query_is_cut_at_the_timeout_without_leaking(manager: AsyncSessionManager) -> None:
+async def test_a_slow_query_is_cut_at_the_timeout_without_leaking(
+    manager: AsyncSessionManager,
+) -> None:
     # The outer guard is far above the check's timeout and far below the query's length:
     # it only fails the test if the check hangs.
-    report = await asyncio.wait_for(manager.health_report(query="SELECT pg_sleep(30)", timeout=0.5), 15)
+    report = await asyncio.wait_for(
+        manager.health_report(query="SELECT pg_sleep(30)", timeout=0.5), 15
+    )
     assert not report.healthy
     assert report.error is not None
     for _ in range(100):
@@ -52,7 +59,10 @@ async def test_a_slow_query_is_cut_at_the_timeout_without_leaking(manager: Async
         for _ in range(100):
             sleeping = (
                 await session.execute(
-                    text("SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(30)' AND state = 'active'")
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity "
+                        "WHERE query = 'SELECT pg_sleep(30)' AND state = 'active'"
+                    )
                 )
             ).scalar()
             if sleeping == 0:
@@ -80,7 +90,9 @@ async def silent_server() -> AsyncIterator[int]:
 
 
 @pytest.mark.asyncio
-async def test_a_server_that_hangs_makes_the_check_return_at_its_timeout(silent_server: int, driver: str) -> None:
+async def test_a_server_that_hangs_makes_the_check_return_at_its_timeout(
+    silent_server: int, driver: str
+) -> None:
     config = BasePostgresConfig(
         url=f"postgresql+{driver}://postgres@127.0.0.1:{silent_server}/postgres",
         pool=PoolSettings(timeout=60),

@@ -10,7 +10,12 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from fkit_core import AsyncSessionManager, ManagerClosedError, SessionManager, create_async_session_manager
+from fkit_core import (
+    AsyncSessionManager,
+    ManagerClosedError,
+    SessionManager,
+    create_async_session_manager,
+)
 from fkit_core.errors import DatabaseError
 from fkit_core.events import EngineCreated, Event, ManagerClosed, ManagerClosing, ManagerStarted
 
@@ -57,20 +62,34 @@ async def test_the_factory_builds_a_manager_that_starts_on_first_use(db_url: str
 
 
 @pytest.mark.asyncio
-async def test_a_failing_start_leaves_no_connection_open(db_url: str, fkit_database_url: str) -> None:
+async def test_a_failing_start_leaves_no_connection_open(
+    db_url: str, fkit_database_url: str
+) -> None:
     app = f"fkit-failstart-{uuid.uuid4().hex[:8]}"
-    bad = make_url(db_url).set(database=f"missing_{uuid.uuid4().hex[:8]}").render_as_string(hide_password=False)
+    bad = (
+        make_url(db_url)
+        .set(database=f"missing_{uuid.uuid4().hex[:8]}")
+        .render_as_string(hide_password=False)
+    )
     from fkit_core import BasePostgresConfig, QuerySettings
 
     manager = AsyncSessionManager(
-        BasePostgresConfig(url=bad, query=QuerySettings(application_name=app)), plugins=[], autoload=False
+        BasePostgresConfig(url=bad, query=QuerySettings(application_name=app)),
+        plugins=[],
+        autoload=False,
     )
     with pytest.raises(DatabaseError, match="does not exist"):
         await manager.start()
     assert manager.state == "new"
-    async with AsyncSessionManager(db_url, plugins=[], autoload=False) as probe, probe.get_session() as s:
+    async with (
+        AsyncSessionManager(db_url, plugins=[], autoload=False) as probe,
+        probe.get_session() as s,
+    ):
         count = (
-            await s.execute(text("SELECT count(*) FROM pg_stat_activity WHERE application_name = :a"), {"a": app})
+            await s.execute(
+                text("SELECT count(*) FROM pg_stat_activity WHERE application_name = :a"),
+                {"a": app},
+            )
         ).scalar()
     assert count == 0
 
@@ -99,7 +118,11 @@ async def test_close_refuses_new_work_drains_in_flight_and_cancels_the_rest(db_u
             begun.release()
             await asyncio.sleep(3600)
 
-    tasks = [asyncio.create_task(quick(1)), asyncio.create_task(quick(2)), asyncio.create_task(slow())]
+    tasks = [
+        asyncio.create_task(quick(1)),
+        asyncio.create_task(quick(2)),
+        asyncio.create_task(slow()),
+    ]
     for _ in tasks:
         await begun.acquire()
     closing = asyncio.create_task(manager.close(timeout=1.0))

@@ -7,17 +7,19 @@ import os
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+from fkit_sample_plugin import SamplePlugin
 from sqlalchemy import JSON, bindparam, event, text
 
 from fkit_core import AsyncSessionManager, discover_plugins
 from fkit_core._plugins import check_requires_core, resolve_plugins
 from fkit_core.errors import PluginError
 from fkit_core.events import EngineCreated, ManagerStarted
-from fkit_sample_plugin import SamplePlugin
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 def test_the_installed_sample_plugin_is_discovered_with_its_distribution() -> None:
@@ -44,7 +46,9 @@ async def test_autoload_sets_up_installed_plugins(db_url: str) -> None:
         sample = next(p for p in manager.plugins if p.name == "sample")
         assert isinstance(sample, SamplePlugin)
         assert manager in sample.managers
-        started = [e for e in sample.events if isinstance(e, ManagerStarted) and e.manager == "default"]
+        started = [
+            e for e in sample.events if isinstance(e, ManagerStarted) and e.manager == "default"
+        ]
         assert started
         assert "sample" in started[-1].plugins
 
@@ -69,7 +73,9 @@ async def test_an_explicit_plugin_replaces_the_installed_one_of_the_same_name(db
         ({"FKIT_DISABLE_PLUGIN_AUTOLOAD": "0"}, True),
     ],
 )
-def test_environment_controls(monkeypatch: pytest.MonkeyPatch, env: dict[str, str], expect_sample: bool) -> None:
+def test_environment_controls(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], expect_sample: bool
+) -> None:
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     names = [p.name for p in resolve_plugins([], autoload=None)]
@@ -199,18 +205,25 @@ def _run_discovery(site: Path) -> dict[str, Any]:
                 error = None
             except PluginConflictError as exc:
                 found, error = [], str(exc)
-        print(json.dumps({"found": found, "error": error, "warnings": [str(w.message) for w in caught]}))
+        messages = [str(w.message) for w in caught]
+        print(json.dumps({"found": found, "error": error, "warnings": messages}))
         """
     )
     env = {**os.environ, "PYTHONPATH": str(site)}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
     result: dict[str, Any] = json.loads(out.stdout)
     return result
 
 
 def test_two_distributions_claiming_one_name_is_an_error_naming_both(tmp_path: Path) -> None:
     _fake_distribution(
-        tmp_path, "fkit-impostor", "fkit_impostor", "class P:\n    name='sample'\n    def setup(self, m): pass\nplugin = P()\n", "sample"
+        tmp_path,
+        "fkit-impostor",
+        "fkit_impostor",
+        "class P:\n    name='sample'\n    def setup(self, m): pass\nplugin = P()\n",
+        "sample",
     )
     result = _run_discovery(tmp_path)
     assert result["error"] is not None
@@ -223,7 +236,11 @@ def test_a_plugin_whose_import_fails_is_skipped_with_a_warning_naming_the_missin
     tmp_path: Path,
 ) -> None:
     _fake_distribution(
-        tmp_path, "fkit-needs-extra", "fkit_needs_extra", "import not_installed_dependency_xyz\nplugin = None\n", "needy"
+        tmp_path,
+        "fkit-needs-extra",
+        "fkit_needs_extra",
+        "import not_installed_dependency_xyz\nplugin = None\n",
+        "needy",
     )
     result = _run_discovery(tmp_path)
     assert result["error"] is None
@@ -232,7 +249,9 @@ def test_a_plugin_whose_import_fails_is_skipped_with_a_warning_naming_the_missin
     dist, error = found["needy"]
     assert dist == "fkit-needs-extra"
     assert "not_installed_dependency_xyz" in error
-    assert any("not_installed_dependency_xyz" in w and "pip install" in w for w in result["warnings"])
+    assert any(
+        "not_installed_dependency_xyz" in w and "pip install" in w for w in result["warnings"]
+    )
 
 
 def test_plugins_are_ordered_by_name_whatever_the_order_given() -> None:

@@ -20,8 +20,8 @@ from fkit_core.settings import (
     QuerySettings,
 )
 
-PASSWORD = "s3cr3t p@ss/w%rd:x"  # noqa: S105 (a test value)
-ENCODED_PASSWORD = "s3cr3t%20p%40ss%2Fw%25rd%3Ax"  # noqa: S105 (a test value)
+PASSWORD = "s3cr3t p@ss/w%rd:x"
+ENCODED_PASSWORD = "s3cr3t%20p%40ss%2Fw%25rd%3Ax"
 URL_WITH_PASSWORD = f"postgresql://app:{ENCODED_PASSWORD}@db.internal:6432/appdb"
 
 
@@ -213,9 +213,9 @@ def test_other_ways_of_validating_raise_configuration_error() -> None:
 def test_settings_are_frozen() -> None:
     config = BasePostgresConfig()
     with pytest.raises(ConfigurationError, match="cannot be changed once validated"):
-        config.pool.size = 50
+        config.pool.size = 50  # type: ignore[misc]
     with pytest.raises(ConfigurationError, match="cannot be changed once validated"):
-        config.pgbouncer = True
+        config.pgbouncer = True  # type: ignore[misc]
 
 
 def test_configuration_error_is_a_value_error() -> None:
@@ -317,6 +317,14 @@ def test_accepted_schemes(url: str, driver: str) -> None:
     config = BasePostgresConfig.from_url(url)
     assert config.connection.driver == driver
     assert config.primary_url().drivername == f"postgresql+{driver}"
+
+
+def test_sqlalchemy_url_objects_are_accepted() -> None:
+    original = BasePostgresConfig.from_url(URL_WITH_PASSWORD)
+    config = BasePostgresConfig.from_url(original.primary_url())
+    assert config.connection == original.connection
+    replicas = BasePostgresConfig(replica_urls=[original.primary_url()])
+    assert replicas.replica_url(0) == original.primary_url()
 
 
 def test_plain_url_takes_the_driver_from_connection() -> None:

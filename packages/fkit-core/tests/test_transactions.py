@@ -1,10 +1,10 @@
-"""get_transaction(): commit, rollback on error and cancellation, COMMIT failures, characteristics."""
+"""get_transaction(): commit, rollback on error or cancel, COMMIT failures, characteristics."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 import pytest
 import pytest_asyncio
@@ -14,6 +14,9 @@ from sqlalchemy.exc import IntegrityError
 from fkit_core import AsyncSessionManager, ConfigurationError, IsolationLevel
 from fkit_core.errors import ReadOnlyTransactionError, UniqueViolationError
 from fkit_core.events import Event, TransactionEnded, TransactionStarted
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
 
 
 @pytest_asyncio.fixture
@@ -32,7 +35,9 @@ async def _ids(manager: AsyncSessionManager, table: str) -> list[int]:
 
 
 @pytest.mark.asyncio
-async def test_commits_on_success(manager: AsyncSessionManager, table: str, events: list[Event]) -> None:
+async def test_commits_on_success(
+    manager: AsyncSessionManager, table: str, events: list[Event]
+) -> None:
     async with manager.get_transaction() as session:
         await session.execute(text(f"INSERT INTO {table} VALUES (1, 'a')"))
     assert await _ids(manager, table) == [1]
@@ -111,7 +116,9 @@ async def test_a_failure_at_commit_is_raised_translated_and_chained(
 
 @pytest.mark.asyncio
 @pytest.mark.parametrize("level", list(IsolationLevel))
-async def test_every_isolation_level_is_applied_and_does_not_leak(db_url: str, level: IsolationLevel) -> None:
+async def test_every_isolation_level_is_applied_and_does_not_leak(
+    db_url: str, level: IsolationLevel
+) -> None:
     # One pooled connection, so the next transaction surely reuses the same one.
     from fkit_core import BasePostgresConfig, PoolSettings
 
@@ -123,7 +130,9 @@ async def test_every_isolation_level_is_applied_and_does_not_leak(db_url: str, l
         assert str(shown).upper() == level.value
         async with manager.get_transaction() as session:
             assert (await session.execute(text("SELECT pg_backend_pid()"))).scalar() == pid
-            assert (await session.execute(text("SHOW transaction_isolation"))).scalar() == "read committed"
+            assert (
+                await session.execute(text("SHOW transaction_isolation"))
+            ).scalar() == "read committed"
 
 
 @pytest.mark.asyncio
@@ -147,12 +156,16 @@ async def test_readonly_transactions_refuse_writes_and_do_not_leak(db_url: str, 
 
 
 @pytest.mark.asyncio
-async def test_events_describe_the_transaction(manager: AsyncSessionManager, events: list[Event]) -> None:
+async def test_events_describe_the_transaction(
+    manager: AsyncSessionManager, events: list[Event]
+) -> None:
     async with manager.get_transaction("serializable", readonly=True) as session:
         await session.execute(text("SELECT 1"))
     started = [e for e in events if isinstance(e, TransactionStarted)]
     ended = [e for e in events if isinstance(e, TransactionEnded)]
-    assert started == [TransactionStarted("default", "primary", "transaction", "SERIALIZABLE", True, False)]
+    assert started == [
+        TransactionStarted("default", "primary", "transaction", "SERIALIZABLE", True, False)
+    ]
     assert (ended[0].kind, ended[0].isolation_level, ended[0].readonly, ended[0].outcome) == (
         "transaction",
         "SERIALIZABLE",

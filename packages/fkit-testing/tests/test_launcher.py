@@ -212,3 +212,15 @@ def test_binaries_the_os_user_cannot_reach_are_named(tmp_path: Path) -> None:
     else:
         with pytest.raises(LauncherError, match="initdb failed"):
             PostgresServer(bindir=bindir).start()
+
+
+def test_forked_child_does_not_own_the_server(embedded: PostgresServer) -> None:
+    child = os.fork()
+    if child == 0:  # pragma: no cover - runs in the child
+        # The child's copy is forgotten at fork: stopping it must not touch the server.
+        embedded.stop()
+        os._exit(0 if not embedded.running else 1)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert embedded.running
+    assert embedded.psql("select 1") == "1"

@@ -4,6 +4,8 @@ Public names are re-exported here; the implementation lives in private modules.
 ``fkit_core.settings``, ``fkit_core.events`` and ``fkit_core.errors`` are public modules.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from fkit_core._bus import EngineOptionsHook, EventBus, ScopeHook, TransactionScope
 from fkit_core._health import HealthReport
 from fkit_core._isolation import IsolationLevel, IsolationLevelLike, parse_isolation_level
@@ -20,7 +22,14 @@ from fkit_core.errors import (
     MissingDependencyError,
     PoolTimeoutError,
 )
-from fkit_core.settings import BasePostgresConfig, ConnectionSettings, PoolSettings, QuerySettings
+
+if TYPE_CHECKING:
+    from fkit_core.settings import (
+        BasePostgresConfig,
+        ConnectionSettings,
+        PoolSettings,
+        QuerySettings,
+    )
 
 __all__ = [
     "AsyncSessionManager",
@@ -53,3 +62,21 @@ __all__ = [
     "sqlstate_of",
     "translate_error",
 ]
+
+# The settings models import pydantic-settings, which costs as much again as SQLAlchemy;
+# they load on first use so that `import fkit_core` stays cheap.
+_LAZY = frozenset({"BasePostgresConfig", "ConnectionSettings", "PoolSettings", "QuerySettings"})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        from fkit_core import settings
+
+        value = getattr(settings, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'fkit_core' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -167,7 +167,9 @@ class EventBus:
                 cm.__enter__()
             except Exception:
                 self.subscriber_errors += 1
-                logger.exception("fkit scope hook %r failed to enter; the transaction goes on", hook)
+                logger.exception(
+                    "fkit scope hook %r failed to enter; the transaction goes on", hook
+                )
             else:
                 entered.append(cm)
         try:
@@ -178,7 +180,9 @@ class EventBus:
         else:
             self._exit_all(entered, None)
 
-    def _exit_all(self, entered: list[AbstractContextManager[object]], exc: BaseException | None) -> None:
+    def _exit_all(
+        self, entered: list[AbstractContextManager[object]], exc: BaseException | None
+    ) -> None:
         for cm in reversed(entered):
             try:
                 # The return value is ignored on purpose: a hook must not swallow the error.
@@ -203,7 +207,9 @@ class EventBus:
 
         return remove
 
-    def apply_engine_options(self, engine_name: str, role: EngineRole, options: dict[str, Any]) -> None:
+    def apply_engine_options(
+        self, engine_name: str, role: EngineRole, options: dict[str, Any]
+    ) -> None:
         """Run every engine-options hook on ``options`` in registration order.
 
         Unlike subscribers, a failing engine-options hook raises: an engine built

@@ -50,7 +50,9 @@ async def _run(engine: AsyncEngine, query: str, timeout: float) -> None:
         await conn.rollback()
 
 
-async def check_engine(engine: AsyncEngine, engine_name: str, query: str, timeout: float) -> HealthReport:
+async def check_engine(
+    engine: AsyncEngine, engine_name: str, query: str, timeout: float
+) -> HealthReport:
     """Run ``query`` on ``engine`` and report, returning within about ``timeout`` seconds.
 
     The check runs in its own task; past the timeout the task is cancelled and the
@@ -67,7 +69,9 @@ async def check_engine(engine: AsyncEngine, engine_name: str, query: str, timeou
         # Let the cancellation clean up in the background, briefly; a server that hangs
         # cannot hold the caller past its timeout.
         task.add_done_callback(_consume)
-        return HealthReport(engine_name, False, latency, f"TimeoutError: no answer within {timeout}s")
+        return HealthReport(
+            engine_name, False, latency, f"TimeoutError: no answer within {timeout}s"
+        )
     exc = task.exception()
     if exc is None:
         return HealthReport(engine_name, True, latency)

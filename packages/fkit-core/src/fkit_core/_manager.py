@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from fkit_core._bus import EventBus
-from fkit_core._engine import build_engine
 from fkit_core._health import HealthReport, check_engine
 from fkit_core._isolation import IsolationLevelLike, parse_isolation_level
 from fkit_core._plugins import Plugin, resolve_plugins
@@ -25,10 +23,13 @@ from fkit_core.events import (
     ManagerClosing,
     ManagerStarted,
 )
-from fkit_core.settings import BasePostgresConfig
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from sqlalchemy.engine import URL
+
+    from fkit_core.settings import BasePostgresConfig
 
 __all__ = ["AsyncSessionManager", "SessionManager", "create_async_session_manager"]
 
@@ -70,7 +71,13 @@ class AsyncSessionManager:
         name: str = "default",
         session_options: dict[str, Any] | None = None,
     ) -> None:
-        self.config = config if isinstance(config, BasePostgresConfig) else BasePostgresConfig(url=config)
+        # Settings pull in pydantic-settings; importing them here, not at module level,
+        # keeps `import fkit_core` nearly as cheap as importing SQLAlchemy alone.
+        from fkit_core.settings import BasePostgresConfig
+
+        self.config = (
+            config if isinstance(config, BasePostgresConfig) else BasePostgresConfig(url=config)
+        )
         self.name = name
         self.bus = EventBus()
         self._explicit_plugins = tuple(plugins or ())
@@ -109,7 +116,9 @@ class AsyncSessionManager:
                 try:
                     plugin.setup(self)
                 except Exception as exc:
-                    raise PluginError(f"fkit plugin {plugin.name!r} failed to set up: {exc}") from exc
+                    raise PluginError(
+                        f"fkit plugin {plugin.name!r} failed to set up: {exc}"
+                    ) from exc
             self._plugins = tuple(plugins)
             self._create_engine("primary", "primary", self.config.primary_url())
             for index, url in enumerate(self.config.replica_sqlalchemy_urls(), start=1):
@@ -126,6 +135,8 @@ class AsyncSessionManager:
             self.bus.emit(ManagerStarted(self.name, tuple(p.name for p in self._plugins)))
 
     def _create_engine(self, engine_name: str, role: EngineRole, url: URL) -> None:
+        from fkit_core._engine import build_engine
+
         options = self.config.engine_kwargs()
         self.bus.apply_engine_options(engine_name, role, options)
         engine = build_engine(self.config, url, options)
@@ -241,7 +252,11 @@ class AsyncSessionManager:
             return 0
         except TimeoutError:
             pass
-        tasks = {t for t in self._in_flight.values() if t is not None and t is not current and not t.done()}
+        tasks = {
+            t
+            for t in self._in_flight.values()
+            if t is not None and t is not current and not t.done()
+        }
         for task in tasks:
             task.cancel()
         if tasks:
@@ -373,7 +388,9 @@ class AsyncSessionManager:
             )
         if self.bus.wants(HealthChecked):
             error = report.error.split(":", 1)[0] if report.error else None
-            self.bus.emit(HealthChecked(self.name, engine_name, report.healthy, report.latency, error))
+            self.bus.emit(
+                HealthChecked(self.name, engine_name, report.healthy, report.latency, error)
+            )
         return report
 
     async def healthcheck(self, query: str = "SELECT 1", timeout: float = 5.0) -> bool:

@@ -6,7 +6,6 @@ import logging
 import os
 import re
 import warnings
-from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib import metadata
@@ -16,6 +15,8 @@ from fkit_core._version import VERSION
 from fkit_core.errors import PluginConflictError, PluginError
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from fkit_core._manager import AsyncSessionManager
 
 __all__ = [
@@ -121,7 +122,8 @@ def discover_plugins() -> tuple[DiscoveredPlugin, ...]:
         if other is not None and other.value != ep.value:
             raise PluginConflictError(
                 f"two installed distributions register the fkit plugin {ep.name!r}: "
-                f"{_distribution_name(other)} ({other.value}) and {_distribution_name(ep)} ({ep.value}). "
+                f"{_distribution_name(other)} ({other.value}) and "
+                f"{_distribution_name(ep)} ({ep.value}). "
                 "Uninstall one of them."
             )
         by_name[ep.name] = ep
@@ -149,7 +151,9 @@ def check_requires_core(requirement: str, core_version: str = VERSION) -> bool:
     for clause in requirement.split(","):
         match = _VERSION_RE.match(clause)
         if match is None:
-            raise PluginError(f"malformed requires_core clause {clause.strip()!r} in {requirement!r}")
+            raise PluginError(
+                f"malformed requires_core clause {clause.strip()!r} in {requirement!r}"
+            )
         op, raw = match.groups()
         want = _as_tuple(raw)
         if op == "~=":
@@ -179,7 +183,11 @@ def autoload_enabled(explicit: bool | None) -> bool:
     """Whether to load installed plugins: the argument if given, else the environment."""
     if explicit is not None:
         return explicit
-    return os.environ.get("FKIT_DISABLE_PLUGIN_AUTOLOAD", "").strip().lower() not in {"1", "true", "yes"}
+    return os.environ.get("FKIT_DISABLE_PLUGIN_AUTOLOAD", "").strip().lower() not in {
+        "1",
+        "true",
+        "yes",
+    }
 
 
 def resolve_plugins(explicit: Sequence[Plugin], autoload: bool | None) -> list[Plugin]:

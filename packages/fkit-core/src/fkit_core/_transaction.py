@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from contextlib import AbstractContextManager
 from time import perf_counter
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
@@ -30,6 +28,9 @@ from fkit_core.events import (
 )
 
 if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+    from types import TracebackType
+
     from sqlalchemy.ext.asyncio import AsyncSession
 
     from fkit_core._manager import AsyncSessionManager
@@ -51,7 +52,11 @@ def transaction_options(
 
     Returns None when there is nothing to set, so the common path costs nothing.
     """
-    if (level is None or level is IsolationLevel.READ_UNCOMMITTED) and not readonly and deferrable is None:
+    if (
+        (level is None or level is IsolationLevel.READ_UNCOMMITTED)
+        and not readonly
+        and deferrable is None
+    ):
         return None
     options: dict[str, Any] = {}
     if level is not None and level is not IsolationLevel.READ_UNCOMMITTED:

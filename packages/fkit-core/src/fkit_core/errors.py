@@ -69,7 +69,9 @@ class MissingDependencyError(FkitError, ImportError):
         """
         self.feature = feature
         self.distribution = distribution
-        super().__init__(f"{feature} needs {distribution!r}: install it with `pip install {distribution}`")
+        super().__init__(
+            f"{feature} needs {distribution!r}: install it with `pip install {distribution}`"
+        )
 
 
 class PluginError(FkitError, RuntimeError):

@@ -5,36 +5,25 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-import shutil
 import tempfile
 import weakref
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Self
 from urllib.parse import quote
 
 from fkit_testing._bindir import Prefer, select_bindir
+from fkit_testing._cluster import HOST, SUPERUSER, Cluster
 from fkit_testing._errors import LauncherError
-from fkit_testing._osuser import OsUser, resolve_os_user
-from fkit_testing._reaper import DIR_PREFIX, Reaper
-from fkit_testing._tools import SettingValue, conf_lines, free_port, log_tail, run_tool
+from fkit_testing._osuser import resolve_os_user
+from fkit_testing._tools import run_tool
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping, Sequence
     from types import TracebackType
 
-__all__ = ["PostgresServer", "launch_postgres"]
+    from fkit_testing._tools import SettingValue
 
-HOST = "127.0.0.1"
-SUPERUSER = "postgres"
-# Durability is worthless for a server that is deleted afterwards; speed is not.
-FAST_SETTINGS: dict[str, SettingValue] = {
-    "fsync": False,
-    "synchronous_commit": False,
-    "full_page_writes": False,
-}
-_PORT_ATTEMPTS = 5
-_STOP_TIMEOUT = 30.0
+__all__ = ["PostgresServer", "launch_postgres"]
 
 _live: weakref.WeakSet[PostgresServer] = weakref.WeakSet()
 
@@ -44,25 +33,6 @@ def _forget_all_in_child() -> None:
     # for the child as well as the owner.
     for server in list(_live):
         server._forget()
-
-
-@dataclass(slots=True)
-class _Running:
-    bindir: Path
-    user: OsUser | None
-    directory: Path
-    reaper: Reaper
-    owner_pid: int
-    port: int = 0
-    version: int = 0
-
-    @property
-    def data_dir(self) -> Path:
-        return self.directory / "data"
-
-    @property
-    def log(self) -> Path:
-        return self.directory / "server.log"
 
 
 class PostgresServer:
@@ -107,7 +77,7 @@ class PostgresServer:
         self._initdb_args = list(initdb_args)
         self._base_dir = base_dir
         self._timeout = startup_timeout
-        self._state: _Running | None = None
+        self._state: Cluster | None = None
 
     def __repr__(self) -> str:
         where = self.url if self._state else "not running"
@@ -136,30 +106,13 @@ class PostgresServer:
         user = resolve_os_user(self._os_user)
         bindir = select_bindir(self._bindir, prefer=self._prefer, os_user=user)
         base = Path(self._base_dir or tempfile.gettempdir()).absolute()
-        if user is not None and not user.can_reach(base):
-            msg = f"{base} is not reachable by OS user {user.name!r}; pass base_dir= or set TMPDIR"
-            raise LauncherError(msg)
-        directory = Path(tempfile.mkdtemp(prefix=DIR_PREFIX, dir=base))
-        try:
-            if user is not None:
-                os.chown(directory, user.uid, user.gid)
-            owner = (user.runuser, user.name) if user is not None else None
-            reaper = Reaper(
-                pg_ctl=bindir / "pg_ctl",
-                data_dir=directory / "data",
-                remove_dir=directory,
-                user=owner,
-            )
-        except BaseException:
-            shutil.rmtree(directory, ignore_errors=True)
-            raise
-        self._state = state = _Running(bindir, user, directory, reaper, os.getpid())
+        self._state = state = Cluster.create(bindir=bindir, user=user, base=base)
         _remember(self)
         try:
-            self._initdb(state)
-            self._start_server(state)
+            state.initdb(args=self._initdb_args, settings=self._settings, timeout=self._timeout)
+            state.start(timeout=self._timeout)
             try:
-                reaper.wait_ready(self._timeout)
+                state.reaper.wait_ready(self._timeout)
             except RuntimeError as exc:
                 raise LauncherError(f"{exc}; the server would outlive a killed process") from exc
         except BaseException:
@@ -168,45 +121,6 @@ class PostgresServer:
             raise
         return self
 
-    def _initdb(self, state: _Running) -> None:
-        argv = [str(state.bindir / "initdb"), "-D", str(state.data_dir), "--auth=trust"]
-        argv += ["-U", SUPERUSER, "-E", "UTF8", "--no-sync", "--no-instructions"]
-        run_tool("initdb", argv + self._initdb_args, user=state.user, timeout=self._timeout)
-        state.version = int((state.data_dir / "PG_VERSION").read_text().strip().split(".")[0])
-        settings: dict[str, SettingValue] = {
-            "listen_addresses": HOST,
-            "unix_socket_directories": str(state.directory),
-            **FAST_SETTINGS,
-            **self._settings,
-        }
-        with (state.data_dir / "postgresql.conf").open("a") as conf:
-            conf.write("\n# fkit-testing: a throwaway server\n" + conf_lines(settings))
-
-    def _start_server(self, state: _Running) -> None:
-        pg_ctl = str(state.bindir / "pg_ctl")
-        for attempt in range(1, _PORT_ATTEMPTS + 1):
-            port = free_port()
-            log_start = state.log.stat().st_size if state.log.exists() else 0
-            argv = [pg_ctl, "start", "-D", str(state.data_dir), "-l", str(state.log), "-w"]
-            argv += ["-s", "-t", str(int(self._timeout)), "-o", f"-p {port}"]
-            try:
-                run_tool(
-                    "starting the server",
-                    argv,
-                    user=state.user,
-                    timeout=self._timeout + 10,
-                    log=state.log,
-                    log_start=log_start,
-                )
-            except LauncherError:
-                # Another process may take the port between probing and binding it.
-                in_use = "Address already in use" in log_tail(state.log, start=log_start)
-                if in_use and attempt < _PORT_ATTEMPTS:
-                    continue
-                raise
-            state.port = port
-            return
-
     def stop(self) -> None:
         """Stop the server and delete its directory; calling it again does nothing.
 
@@ -214,33 +128,16 @@ class PostgresServer:
             LauncherError: The directory could not be removed even by the reaper.
         """
         state, self._state = self._state, None
-        if state is None or state.owner_pid != os.getpid():
-            return
-        failure = ""
-        try:
-            if (state.data_dir / "postmaster.pid").exists():
-                argv = [str(state.bindir / "pg_ctl"), "stop", "-D", str(state.data_dir)]
-                argv += ["-m", "immediate", "-w", "-s", "-t", str(int(_STOP_TIMEOUT))]
-                try:
-                    run_tool(
-                        "stopping the server", argv, user=state.user, timeout=_STOP_TIMEOUT + 10
-                    )
-                except LauncherError as exc:
-                    failure = str(exc)
-            shutil.rmtree(state.directory, ignore_errors=True)
-        finally:
-            # The reaper retries whatever failed above, then exits.
-            state.reaper.release(_STOP_TIMEOUT + 10)
-        if state.directory.exists():
-            msg = f"could not remove the server directory {state.directory}. {failure}"
-            raise LauncherError(msg.strip())
+        # A forked child shares the server object but does not own the server.
+        if state is not None and state.owner_pid == os.getpid():
+            state.destroy()
 
     def _forget(self) -> None:
         state, self._state = self._state, None
         if state is not None:
             state.reaper.forget_in_child()
 
-    def _running(self) -> _Running:
+    def _running(self) -> Cluster:
         if self._state is None:
             msg = "the server is not running: call start() or use `with PostgresServer() as s:`"
             raise LauncherError(msg)
@@ -248,7 +145,7 @@ class PostgresServer:
 
     @property
     def running(self) -> bool:
-        """Whether :meth:`start` succeeded and :meth:`stop` was not called yet."""
+        """Whether the server is started (or starting) and not stopped yet."""
         return self._state is not None
 
     @property
@@ -289,8 +186,7 @@ class PostgresServer:
     @property
     def pid(self) -> int:
         """The postmaster's process id."""
-        first = (self.data_dir / "postmaster.pid").read_text().split("\n", 1)[0]
-        return int(first)
+        return self._running().server_pid()
 
     @property
     def reaper_pid(self) -> int:

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 __all__ = ["main"]
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fkit", description="fkit: async SQLAlchemy on PostgreSQL")
+    parser = argparse.ArgumentParser(
+        prog="fkit", description="fkit: async SQLAlchemy on PostgreSQL"
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     doctor = commands.add_parser(
         "doctor", help="connect, and report server, settings, plugins, pool and health"

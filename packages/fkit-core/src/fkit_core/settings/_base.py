@@ -39,9 +39,7 @@ def configuration_error_from(model_name: str, exc: ValidationError) -> Configura
         lines.append(f"  {path}: {message}" if path else f"  {message}")
     count = len(lines)
     plural = "" if count == 1 else "s"
-    return ConfigurationError(
-        f"invalid {model_name} ({count} error{plural}):\n" + "\n".join(lines)
-    )
+    return ConfigurationError(f"invalid {model_name} ({count} error{plural}):\n" + "\n".join(lines))
 
 
 class SettingsModel(BaseModel):
@@ -53,7 +51,9 @@ class SettingsModel(BaseModel):
     """
 
     # Frozen: the cross-field checks run once at validation; assignment would bypass them.
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # hide_input_in_errors: defence in depth for any ValidationError that escapes the
+    # translation below (a TypeAdapter over these models, for example).
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
     def __init__(self, /, **data: Any) -> None:
         try:

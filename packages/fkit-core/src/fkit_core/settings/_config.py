@@ -4,8 +4,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any, Final, Self
 
-from pydantic import AfterValidator, Field, PrivateAttr, SecretStr, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
+from sqlalchemy.engine import URL
 
 from fkit_core.errors import ConfigurationError
 from fkit_core.settings._base import SettingsModel
@@ -16,8 +25,6 @@ from fkit_core.settings._query import QuerySettings
 from fkit_core.settings._url import ParsedURL, build_url, parse_url
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import URL
-
     from fkit_core.settings._url import Driver
 
 __all__ = ["BasePostgresConfig"]
@@ -52,7 +59,14 @@ def _check_url(value: SecretStr) -> SecretStr:
     raise ValueError(problems)
 
 
-PostgresURL = Annotated[SecretStr, AfterValidator(_check_url)]
+def _render_url_object(value: Any) -> Any:
+    # A sqlalchemy.URL is accepted too; rendered with its password, it parses back equal.
+    if isinstance(value, URL):
+        return value.render_as_string(hide_password=False)
+    return value
+
+
+PostgresURL = Annotated[SecretStr, BeforeValidator(_render_url_object), AfterValidator(_check_url)]
 
 
 class BasePostgresConfig(BaseSettings, SettingsModel):
@@ -121,11 +135,12 @@ class BasePostgresConfig(BaseSettings, SettingsModel):
         raise error
 
     @classmethod
-    def from_url(cls, url: str, **kwargs: Any) -> Self:
+    def from_url(cls, url: str | URL, **kwargs: Any) -> Self:
         """Build a config from a URL, with any other fields as keyword arguments.
 
         Args:
-            url: A PostgreSQL URL; see the ``url`` attribute for accepted schemes.
+            url: A PostgreSQL URL, as a string or a ``sqlalchemy.URL``; see the ``url``
+                attribute for accepted schemes.
             **kwargs: Other fields, such as ``pool=PoolSettings(size=20)``.
 
         Returns:

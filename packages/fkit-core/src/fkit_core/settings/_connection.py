@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field, SecretStr, field_validator
 
 from fkit_core.settings._base import SettingsModel
-from fkit_core.settings._url import Driver  # noqa: TC001 (pydantic reads it at runtime)
+from fkit_core.settings._url import Driver
 
 __all__ = ["ConnectionSettings"]
 

@@ -1,0 +1,204 @@
+"""fkit-core benchmarks, side by side with plain SQLAlchemy in one run.
+
+    uv run python benchmarks/bench_core.py [--url URL] [--seconds 3] [--rounds 3]
+
+Measures, and prints as a table:
+- emitting an event nobody listens to, and one with one subscriber (ns per emit);
+- plugin discovery in this environment (ms), and `import fkit_core` against
+  `import sqlalchemy.ext.asyncio` in fresh interpreters (ms, and the ratio);
+- transactions per second, one INSERT ... RETURNING and a commit each, for plain
+  `async with session.begin()` and for `manager.get_transaction()`, at concurrency 1 and
+  16, interleaved in rounds on the same server so drift hits both alike.
+
+The database is --url, else FKIT_TEST_DATABASE_URL, else a throwaway server from
+fkit-testing's launcher. Numbers are for reading, not asserting: these are shared
+2-core machines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import statistics
+import subprocess
+import sys
+import time
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
+
+from fkit_core import AsyncSessionManager, BasePostgresConfig, EventBus, PoolSettings
+from fkit_core.events import HealthChecked, ManagerClosed
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Iterator
+
+INSERT = text("INSERT INTO bench_rows (note) VALUES ('x') RETURNING id")
+
+
+def bench_emit(n: int = 1_000_000) -> dict[str, float]:
+    bus = EventBus()
+    event = ManagerClosed("bench", 0)
+
+    def guarded() -> float:
+        start = time.perf_counter_ns()
+        for _ in range(n):
+            if bus.wants(HealthChecked):
+                bus.emit(HealthChecked("bench", "primary", True, 0.0, None))
+        return (time.perf_counter_ns() - start) / n
+
+    def emit_one() -> float:
+        start = time.perf_counter_ns()
+        for _ in range(n):
+            bus.emit(event)
+        return (time.perf_counter_ns() - start) / n
+
+    nobody = min(guarded() for _ in range(3))
+    unguarded = min(emit_one() for _ in range(3))
+    seen: list[object] = []
+    bus.subscribe(ManagerClosed, seen.append)
+    one = min(emit_one() for _ in range(3))
+    return {
+        "no listener, wants() check": nobody,
+        "no listener, emit()": unguarded,
+        "one subscriber": one,
+    }
+
+
+def _import_ms(module: str) -> float:
+    code = f"import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return float(out.stdout) * 1000
+
+
+def bench_imports(rounds: int = 9) -> dict[str, float]:
+    sa, fk = [], []
+    for _ in range(rounds):
+        sa.append(_import_ms("sqlalchemy.ext.asyncio"))
+        fk.append(_import_ms("fkit_core"))
+    code = (
+        "import time; t = time.perf_counter(); from fkit_core import discover_plugins; "
+        "import warnings; warnings.simplefilter('ignore'); s = time.perf_counter(); "
+        "discover_plugins(); "
+        "print(time.perf_counter() - s)"
+    )
+    disc = [
+        float(
+            subprocess.run(
+                [sys.executable, "-c", code], capture_output=True, text=True, check=True
+            ).stdout
+        )
+        * 1000
+        for _ in range(5)
+    ]
+    sa_ms, fk_ms = statistics.median(sa), statistics.median(fk)
+    return {
+        "import sqlalchemy.ext.asyncio (ms)": sa_ms,
+        "import fkit_core (ms)": fk_ms,
+        "fkit_core / sqlalchemy (ratio)": fk_ms / sa_ms,
+        "plugin discovery (ms)": statistics.median(disc),
+    }
+
+
+async def _run_for(seconds: float, concurrency: int, one: Callable[[], Awaitable[Any]]) -> float:
+    deadline = time.perf_counter() + seconds
+    done = 0
+
+    async def worker() -> None:
+        nonlocal done
+        while time.perf_counter() < deadline:
+            await one()
+            done += 1
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return done / (time.perf_counter() - start)
+
+
+async def bench_transactions(url: str, seconds: float, rounds: int) -> dict[str, dict[str, float]]:
+    pool = PoolSettings(size=16, max_overflow=0)
+    engine_url = make_url(url).set(drivername="postgresql+asyncpg")
+    plain_engine = create_async_engine(engine_url, pool_size=16, max_overflow=0)
+    plain_maker = async_sessionmaker(plain_engine, expire_on_commit=False, class_=AsyncSession)
+    manager = AsyncSessionManager(
+        BasePostgresConfig(url=engine_url.render_as_string(hide_password=False), pool=pool),
+        plugins=[],
+        autoload=False,
+    )
+    await manager.start()
+    async with plain_engine.begin() as conn:
+        await conn.execute(text("DROP TABLE IF EXISTS bench_rows"))
+        await conn.execute(
+            text("CREATE UNLOGGED TABLE bench_rows (id bigserial PRIMARY KEY, note text)")
+        )
+
+    async def plain() -> None:
+        async with plain_maker() as session, session.begin():
+            (await session.execute(INSERT)).scalar_one()
+
+    async def fkit() -> None:
+        async with manager.get_transaction() as session:
+            (await session.execute(INSERT)).scalar_one()
+
+    results: dict[str, dict[str, float]] = {}
+    try:
+        for concurrency in (1, 16):
+            await _run_for(1.0, concurrency, plain)  # warm both pools and caches
+            await _run_for(1.0, concurrency, fkit)
+            samples: dict[str, list[float]] = {"plain": [], "fkit": []}
+            for _ in range(rounds):
+                samples["plain"].append(await _run_for(seconds, concurrency, plain))
+                samples["fkit"].append(await _run_for(seconds, concurrency, fkit))
+            p, f = statistics.median(samples["plain"]), statistics.median(samples["fkit"])
+            results[f"concurrency {concurrency}"] = {
+                "plain tx/s": p,
+                "get_transaction tx/s": f,
+                "ratio": f / p,
+            }
+    finally:
+        async with plain_engine.begin() as conn:
+            await conn.execute(text("DROP TABLE IF EXISTS bench_rows"))
+        await plain_engine.dispose()
+        await manager.close()
+    return results
+
+
+@contextlib.contextmanager
+def database(url: str | None) -> Iterator[str]:
+    url = url or os.environ.get("FKIT_TEST_DATABASE_URL")
+    if url:
+        yield url
+        return
+    from fkit_testing import launch_postgres
+
+    with launch_postgres() as server:
+        yield server.url
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--url")
+    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    print("== event bus (ns per emit)")
+    for name, value in bench_emit().items():
+        print(f"  {name:32} {value:8.1f}")
+    print("== imports and discovery")
+    for name, value in bench_imports().items():
+        print(f"  {name:36} {value:8.2f}")
+    with database(args.url) as url:
+        print("== transactions: one INSERT ... RETURNING + COMMIT each (asyncpg)")
+        for label, row in asyncio.run(bench_transactions(url, args.seconds, args.rounds)).items():
+            cells = "  ".join(f"{k} {v:8.2f}" for k, v in row.items())
+            print(f"  {label:15} {cells}")
+
+
+if __name__ == "__main__":
+    main()
