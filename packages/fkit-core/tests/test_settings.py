@@ -616,3 +616,11 @@ def test_pgbouncer_accepts_explicit_zero_caches() -> None:
         pgbouncer=True, query={"statement_cache_size": 0, "prepared_statement_cache_size": 0}
     )
     assert config.engine_kwargs()["connect_args"]["statement_cache_size"] == 0
+
+
+def test_connection_in_code_wins_over_a_url_in_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FKIT_DB_URL", "postgresql://envuser:envpw@envhost:5433/envdb")
+    config = BasePostgresConfig(connection=ConnectionSettings(host="codehost", user="codeuser"))
+    assert config.url is None
+    assert (config.connection.host, config.connection.user) == ("codehost", "codeuser")
+    assert BasePostgresConfig().connection.host == "envhost"

@@ -121,6 +121,10 @@ class BasePostgresConfig(BaseSettings, SettingsModel):
     _replicas: list[ConnectionSettings] = PrivateAttr(default_factory=list)
 
     def __init__(self, /, **values: Any) -> None:
+        if "connection" in values and "url" not in values:
+            # Connection fields given in code win over FKIT_DB_URL in the environment,
+            # as every argument wins over the environment.
+            values["url"] = None
         try:
             super().__init__(**values)
         except SettingsError as exc:
