@@ -32,7 +32,7 @@ TEST_TOOLS = ["pytest>=8.3", "pytest-asyncio>=1.0", "pytest-xdist>=3.6", "httpx>
 PACKAGES: dict[str, list[str]] = {
     "fkit-core": [
         "-e",
-        "packages/fkit-core[asyncpg,psycopg]",
+        "packages/fkit-core[alembic,asyncpg,psycopg]",
         "-e",
         "packages/fkit-testing",
         "-e",
@@ -43,6 +43,24 @@ PACKAGES: dict[str, list[str]] = {
         "packages/fkit-core[asyncpg,psycopg]",
         "-e",
         "packages/fkit-testing[embedded]",
+    ],
+    "fkit-metrics": [
+        "-e",
+        "packages/fkit-metrics",
+        "-e",
+        "packages/fkit-core[asyncpg,psycopg]",
+        "-e",
+        "packages/fkit-testing",
+    ],
+    "fkit-types": [
+        "-e",
+        "packages/fkit-types",
+        "-e",
+        "packages/fkit-core[asyncpg,psycopg]",
+        "-e",
+        "packages/fkit-testing",
+        "alembic>=1.13",
+        "hypothesis>=6.100",
     ],
 }
 

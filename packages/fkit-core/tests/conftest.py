@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -15,6 +17,9 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
     from fkit_core.events import Event
+
+# The shared ORM models module (uniquely named, so no other package's tests clash with it).
+sys.path.insert(0, str(Path(__file__).parent))
 
 # FKIT_TEST_DRIVER narrows the run to one driver (the nox matrix does); by default both run.
 DRIVERS = (
@@ -53,3 +58,15 @@ def events(manager: AsyncSessionManager) -> list[Event]:
     seen: list[Event] = []
     manager.bus.subscribe_all(seen.append)
     return seen
+
+
+@pytest_asyncio.fixture
+async def tables(manager: AsyncSessionManager) -> AsyncIterator[None]:
+    """The ORM tables of tests/models.py, created for the test and dropped after it."""
+    from fkit_core_test_models import Base
+
+    async with manager.engine.begin() as conn:
+        await conn.run_sync(Base.metadata.create_all)
+    yield
+    async with manager.engine.begin() as conn:
+        await conn.run_sync(Base.metadata.drop_all)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from typing import TYPE_CHECKING
 
 import pytest
@@ -59,10 +60,8 @@ async def test_a_slow_query_is_cut_at_the_timeout_without_leaking(
         for _ in range(100):
             sleeping = (
                 await session.execute(
-                    text(
-                        "SELECT count(*) FROM pg_stat_activity "
-                        "WHERE query = 'SELECT pg_sleep(30)' AND state = 'active'"
-                    )
+                    text("SELECT count(*) FROM pg_stat_activity WHERE query = :q AND state = 'active'"),
+                    {"q": query},
                 )
             ).scalar()
             if sleeping == 0:

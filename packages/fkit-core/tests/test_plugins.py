@@ -264,3 +264,19 @@ def test_plugins_are_ordered_by_name_whatever_the_order_given() -> None:
 
     plugins = resolve_plugins([Named("zeta"), Named("alpha"), Named("mid")], autoload=False)
     assert [p.name for p in plugins] == ["alpha", "mid", "zeta"]
+
+
+def test_a_plugin_that_raises_while_loading_is_skipped_not_fatal(tmp_path: Path) -> None:
+    _fake_distribution(
+        tmp_path,
+        "fkit-broken-attr",
+        "fkit_broken_attr",
+        "raise RuntimeError('plugin module exploded')\n",
+        "exploding",
+    )
+    result = _run_discovery(tmp_path)
+    assert result["error"] is None
+    found = {name: (dist, error) for name, dist, error in result["found"]}
+    assert found["sample"][1] is None
+    assert "RuntimeError: plugin module exploded" in found["exploding"][1]
+    assert any("fkit-broken-attr" in w for w in result["warnings"])

@@ -15,6 +15,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_all_is_pinned_and_sorted() -> None:
     assert fkit_core.__all__ == [
+        "AsyncSQLAlchemyUnitOfWork",
+        "AsyncSQLAlchemyUowTransaction",
         "AsyncSessionManager",
         "BasePostgresConfig",
         "ConfigurationError",
@@ -29,21 +31,31 @@ def test_all_is_pinned_and_sorted() -> None:
         "IsolationLevelLike",
         "ManagedTransaction",
         "ManagerClosedError",
+        "MigrationSettings",
         "MissingDependencyError",
         "Plugin",
         "PluginLoadWarning",
         "PoolSettings",
         "PoolTimeoutError",
         "QuerySettings",
+        "RetryConfig",
         "ScopeHook",
         "SessionManager",
         "TransactionScope",
         "__version__",
         "create_async_session_manager",
+        "create_db_context",
+        "create_db_dependency",
         "discover_plugins",
+        "downgrade_migrations",
+        "get_transaction",
         "parse_isolation_level",
+        "retry_async_connection",
+        "run_migrations",
+        "savepoint",
         "sqlstate_of",
         "translate_error",
+        "wait_for_row_change",
     ]
     for module in (fkit_core, errors, events, settings):
         assert module.__all__ == sorted(module.__all__), module.__name__

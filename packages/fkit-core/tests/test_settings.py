@@ -49,6 +49,7 @@ def test_public_names_are_pinned() -> None:
         "BasePostgresConfig",
         "ConnectionSettings",
         "Driver",
+        "MigrationSettings",
         "PoolSettings",
         "QuerySettings",
     ]
@@ -618,7 +619,9 @@ def test_pgbouncer_accepts_explicit_zero_caches() -> None:
     assert config.engine_kwargs()["connect_args"]["statement_cache_size"] == 0
 
 
-def test_connection_in_code_wins_over_a_url_in_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_connection_in_code_wins_over_a_url_in_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("FKIT_DB_URL", "postgresql://envuser:envpw@envhost:5433/envdb")
     config = BasePostgresConfig(connection=ConnectionSettings(host="codehost", user="codeuser"))
     assert config.url is None

@@ -14,6 +14,12 @@ if TYPE_CHECKING:
 
 # Hang guard only: nothing here asserts how fast cleanup is.
 HANG_GUARD = 60.0
+# FKIT_TEST_DRIVER narrows the run to one driver (the nox matrix does); by default both run.
+DRIVERS = (
+    [os.environ["FKIT_TEST_DRIVER"]]
+    if os.environ.get("FKIT_TEST_DRIVER")
+    else ["asyncpg", "psycopg"]
+)
 
 
 def _process_gone(pid: int) -> bool:
@@ -61,3 +67,9 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
         if name.startswith("FKIT_TEST_"):
             monkeypatch.delenv(name)
     return monkeypatch
+
+
+@pytest.fixture(params=DRIVERS)
+def driver(request: pytest.FixtureRequest) -> str:
+    """Each fkit-core test runs on both supported drivers."""
+    return str(request.param)

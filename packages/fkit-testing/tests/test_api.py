@@ -12,9 +12,17 @@ def test_public_names_are_pinned() -> None:
     assert fkit_testing.__all__ == [
         "DatabaseUnavailableError",
         "LauncherError",
+        "PgBouncer",
+        "PostgresReplica",
         "PostgresServer",
+        "ReplayTimeoutError",
+        "ReplicaPair",
+        "find_pgbouncer",
         "find_postgres_bindir",
+        "launch_pgbouncer",
         "launch_postgres",
+        "launch_replica",
+        "launch_replica_pair",
     ]
     for name in fkit_testing.__all__:
         assert getattr(fkit_testing, name).__name__ == name

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import socket
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import asyncpg
 import pytest
 
 from fkit_testing import launch_postgres
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 pytest_plugins = ["pytester"]
 
@@ -211,3 +218,94 @@ def test_fkit_manager(
     clean_env.setenv("FKIT_TEST_DRIVER", driver)
     pytester.makepyfile(MANAGER_SUITE)
     run(pytester, "--strict-markers").assert_outcomes(passed=2)
+
+
+REPLICA_AND_PGBOUNCER_SUITE = """
+import json
+
+import asyncpg
+import pytest
+
+IDENTIFIER = "select system_identifier from pg_control_system()"
+
+
+async def fetch(url, sql):
+    conn = await asyncpg.connect(url, statement_cache_size=0)
+    try:
+        return await conn.fetchval(sql)
+    finally:
+        await conn.close()
+
+
+def record(**facts):
+    try:
+        with open("seen.json") as seen:
+            known = json.load(seen)
+    except FileNotFoundError:
+        known = {}
+    with open("seen.json", "w") as seen:
+        json.dump({**known, **facts}, seen)
+
+
+def describe(server):
+    return dict(pid=server.pid, reaper=server.reaper_pid, directory=str(server.directory))
+
+
+@pytest.mark.asyncio
+async def test_replica_pair(fkit_replica_pair, fkit_database_url):
+    pair = fkit_replica_pair
+    assert pair.primary_url != fkit_database_url  # always servers of its own
+    conn = await asyncpg.connect(pair.primary_url)
+    await conn.execute("create table t as select 7 as n")
+    await conn.close()
+    pair.wait_for_replay()
+    assert await fetch(pair.replica_url, "select n from t") == 7
+    record(primary=describe(pair.primary), replica=describe(pair.replica))
+
+
+@pytest.mark.asyncio
+async def test_pgbouncer(fkit_pgbouncer, fkit_pgbouncer_url, fkit_database_url):
+    assert fkit_pgbouncer_url == fkit_pgbouncer.url
+    assert fkit_pgbouncer.pool_mode == "transaction"
+    through = await fetch(fkit_pgbouncer_url, IDENTIFIER)
+    assert through == await fetch(fkit_database_url, IDENTIFIER)
+    record(bouncer={**describe(fkit_pgbouncer), "port": fkit_pgbouncer.port}, identifier=through)
+"""
+
+
+def test_replica_pair_and_pgbouncer_fixtures(
+    pytester: pytest.Pytester,
+    clean_env: pytest.MonkeyPatch,
+    fkit_database_url: str,
+    process_gone: Callable[[int], bool],
+) -> None:
+    # The suite's FKIT_TEST_DATABASE_URL is this session's server, whichever it is:
+    # pgbouncer must front that server, and the pair must be servers of its own.
+    clean_env.setenv("FKIT_TEST_DATABASE_URL", fkit_database_url)
+    pytester.makepyfile(REPLICA_AND_PGBOUNCER_SUITE)
+    run(pytester, "--strict-markers").assert_outcomes(passed=2)
+    seen = json.loads((pytester.path / "seen.json").read_text())
+    assert seen["identifier"] == asyncio.run(system_identifier(fkit_database_url))
+    for name in ("primary", "replica", "bouncer"):
+        assert process_gone(seen[name]["pid"]), name
+        assert process_gone(seen[name]["reaper"]), name
+        assert not Path(seen[name]["directory"]).exists(), name
+    assert port_is_closed(seen["bouncer"]["port"])
+
+
+def port_is_closed(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+    except ConnectionRefusedError:
+        return True
+    return False
+
+
+async def system_identifier(url: str) -> int:
+    conn = await asyncpg.connect(url)
+    try:
+        value = await conn.fetchval("select system_identifier from pg_control_system()")
+    finally:
+        await conn.close()
+    assert isinstance(value, int)
+    return value

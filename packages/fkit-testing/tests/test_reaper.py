@@ -27,12 +27,28 @@ with launch_postgres() as server:
     time.sleep(600)
 """
 
+# Owns a primary, its replica and a pgbouncer in front of the primary.
+PAIR_AND_BOUNCER_OWNER = """
+import json, sys, time
+from fkit_testing import launch_pgbouncer, launch_replica_pair
+
+with launch_replica_pair() as pair, launch_pgbouncer(pair.primary) as bouncer:
+    info = [
+        dict(pid=s.pid, reaper=s.reaper_pid, directory=str(s.directory))
+        for s in (pair.primary, pair.replica, bouncer)
+    ]
+    print(json.dumps(info), flush=True)
+    time.sleep(600)
+"""
+
 
 @pytest.fixture
-def owner(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], dict[str, Any]]]:
-    """A child Python process that owns a running server, and what it reported."""
+def owner(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[tuple[subprocess.Popen[str], Any]]:
+    """A child Python process that owns running servers, and what it reported."""
     script = tmp_path / "owner.py"
-    script.write_text(OWNER)
+    script.write_text(getattr(request, "param", OWNER))
     child = subprocess.Popen(
         [sys.executable, str(script)],
         stdout=subprocess.PIPE,
@@ -53,7 +69,7 @@ def owner(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], dict[str, Any
 
 
 def assert_server_alive(info: dict[str, Any], process_gone: Callable[[int], bool]) -> None:
-    assert Path(info["directory"], "data", "postmaster.pid").is_file()
+    assert Path(info["directory"]).is_dir()
     assert not process_gone(info["pid"])
     assert not process_gone(info["reaper"])
 
@@ -82,6 +98,22 @@ def test_reaper_cleans_up_after_the_owner_dies(
     wait_removed(info, eventually, process_gone)
 
 
+@pytest.mark.parametrize("owner", [PAIR_AND_BOUNCER_OWNER], indirect=True)
+def test_reaper_removes_replica_and_pgbouncer_after_sigkill(
+    owner: tuple[subprocess.Popen[str], list[dict[str, Any]]],
+    eventually: Callable[[Callable[[], bool], str], None],
+    process_gone: Callable[[int], bool],
+) -> None:
+    child, infos = owner
+    assert Path(infos[2]["directory"]).name.startswith("fkit-pg-bouncer-")
+    for info in infos:
+        assert_server_alive(info, process_gone)
+    os.kill(child.pid, signal.SIGKILL)
+    assert child.wait(timeout=60) == -signal.SIGKILL
+    for info in infos:
+        wait_removed(info, eventually, process_gone)
+
+
 def test_ctrl_c_to_the_process_group_cleans_up(
     owner: tuple[subprocess.Popen[str], dict[str, Any]],
     eventually: Callable[[Callable[[], bool], str], None],
@@ -102,7 +134,7 @@ def test_reaper_only_removes_its_own_directories() -> None:
     try:
         (foreign / "keep.txt").write_text("precious")
         done = subprocess.run(
-            [sys.executable, "-m", "fkit_testing._reaper", "pg_ctl", str(foreign), str(foreign)],
+            [sys.executable, "-m", "fkit_testing._reaper", str(foreign), "--pg-ctl", "pg_ctl"],
             stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,
@@ -115,3 +147,45 @@ def test_reaper_only_removes_its_own_directories() -> None:
     finally:
         (foreign / "keep.txt").unlink()
         foreign.rmdir()
+
+
+def test_reaper_only_kills_from_a_pid_file_in_its_directory(tmp_path: Path) -> None:
+    own = Path(tempfile.mkdtemp(prefix="fkit-pg-"))
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "fkit_testing._reaper", str(own)]
+            + ["--pidfile", str(tmp_path / "other.pid")],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+        assert done.returncode == 2
+        assert "must be inside" in done.stderr
+        assert own.is_dir()
+    finally:
+        own.rmdir()
+
+
+def test_stale_pid_file_does_not_kill_another_process(
+    process_gone: Callable[[int], bool],
+) -> None:
+    own = Path(tempfile.mkdtemp(prefix="fkit-pg-"))
+    bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    try:
+        (own / "pgbouncer.pid").write_text(f"{bystander.pid}\n")
+        done = subprocess.run(
+            [sys.executable, "-m", "fkit_testing._reaper", str(own)]
+            + ["--pidfile", str(own / "pgbouncer.pid")],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            check=False,
+            timeout=60,
+        )
+        assert done.returncode == 0
+        assert not own.exists()
+        assert not process_gone(bystander.pid)
+    finally:
+        bystander.kill()
+        bystander.wait()

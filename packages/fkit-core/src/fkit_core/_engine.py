@@ -6,6 +6,7 @@ replica) with options it got from ``config.engine_kwargs()`` and may have adjust
 
 from __future__ import annotations
 
+import weakref
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event, text
@@ -17,11 +18,38 @@ from fkit_core.settings._kwargs import startup_settings_for
 from fkit_core.settings._server import server_settings_for
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import URL, Connection
+    from sqlalchemy.engine import URL, Connection, Engine
 
     from fkit_core.settings import BasePostgresConfig
 
-__all__ = ["build_engine", "server_settings_for", "transaction_settings_for"]
+__all__ = [
+    "READ_UNCOMMITTED_OPTION",
+    "build_engine",
+    "is_fkit_engine",
+    "server_settings_for",
+    "transaction_settings_for",
+]
+
+READ_UNCOMMITTED_OPTION = "fkit_read_uncommitted"
+"""Execution option asking an fkit engine to begin the transaction READ UNCOMMITTED.
+
+SQLAlchemy's asyncpg dialect refuses that level as an ``isolation_level`` option, so a
+``begin`` listener issues ``SET TRANSACTION ISOLATION LEVEL READ UNCOMMITTED`` as the
+transaction's first statement, ahead of anything else a listener sends (pgbouncer's
+per-transaction settings must come after it).
+"""
+
+_FKIT_ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
+def is_fkit_engine(engine: Engine) -> bool:
+    """Whether ``engine`` was built by :func:`build_engine` (and has its listeners)."""
+    return engine in _FKIT_ENGINES
+
+
+def _begin_read_uncommitted(connection: Connection) -> None:
+    if connection.get_execution_options().get(READ_UNCOMMITTED_OPTION):
+        connection.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL READ UNCOMMITTED")
 
 
 def transaction_settings_for(config: BasePostgresConfig) -> dict[str, str]:
@@ -93,7 +121,11 @@ def build_engine(config: BasePostgresConfig, url: URL, options: dict[str, Any]) 
     except (ArgumentError, TypeError) as exc:
         # SQLAlchemy names the offending option; these messages do not carry the URL.
         raise ConfigurationError(f"create_async_engine rejected the engine options: {exc}") from exc
+    # Registered first: listeners run in registration order, and SET TRANSACTION must
+    # precede every other statement of the transaction.
+    event.listen(engine.sync_engine, "begin", _begin_read_uncommitted)
     settings = transaction_settings_for(config)
     if settings:
         _install_transaction_settings(engine, settings)
+    _FKIT_ENGINES.add(engine.sync_engine)
     return engine

@@ -13,7 +13,14 @@ from fkit_core._bus import EventBus
 from fkit_core._health import HealthReport, check_engine
 from fkit_core._isolation import IsolationLevelLike, parse_isolation_level
 from fkit_core._plugins import Plugin, resolve_plugins
-from fkit_core._transaction import ManagedTransaction, raise_translated, transaction_options
+from fkit_core._replicas import ReplicaRouter
+from fkit_core._transaction import (
+    ENGINE_INFO_KEY,
+    MANAGER_INFO_KEY,
+    ManagedTransaction,
+    TransactionSpec,
+    raise_translated,
+)
 from fkit_core.errors import ManagerClosedError, PluginError
 from fkit_core.events import (
     EngineCreated,
@@ -36,9 +43,6 @@ __all__ = ["AsyncSessionManager", "SessionManager", "create_async_session_manage
 logger = logging.getLogger("fkit_core.manager")
 
 State = Literal["new", "started", "closing", "closed"]
-
-MANAGER_INFO_KEY = "fkit.manager"
-"""Key under which every session made by a manager's sessionmakers finds the manager."""
 
 
 class AsyncSessionManager:
@@ -90,6 +94,7 @@ class AsyncSessionManager:
         self._in_flight: dict[object, asyncio.Task[Any] | None] = {}
         self._drained: asyncio.Event | None = None
         self._closed_event: asyncio.Event | None = None
+        self._router: ReplicaRouter
 
     def __repr__(self) -> str:
         return f"<AsyncSessionManager {self.name!r} {self._state} url={self.config.masked_url()!r}>"
@@ -123,6 +128,7 @@ class AsyncSessionManager:
             self._create_engine("primary", "primary", self.config.primary_url())
             for index, url in enumerate(self.config.replica_sqlalchemy_urls(), start=1):
                 self._create_engine(f"replica-{index}", "replica", url)
+            self._router = ReplicaRouter(self, self._makers)
         except BaseException:
             self._discard_engines_sync()
             raise
@@ -147,7 +153,9 @@ class AsyncSessionManager:
         self._makers[engine_name] = async_sessionmaker(
             engine,
             expire_on_commit=False,
-            info={MANAGER_INFO_KEY: self, "fkit.engine_name": engine_name},
+            # Every session knows its manager, so a UoW or helper built from a bare
+            # sessionmaker still reports on this manager's bus.
+            info={MANAGER_INFO_KEY: self, ENGINE_INFO_KEY: engine_name},
             **self._session_options,
         )
         if self.bus.wants(EngineCreated):
@@ -322,16 +330,29 @@ class AsyncSessionManager:
         self._start_sync()
         return dict(self._engines)
 
-    def get_session(self) -> _TrackedSession:
-        """A plain session on the primary, closed when the block ends; no transaction is managed.
+    def get_session(self, role: Literal["primary", "replica"] = "primary") -> _TrackedSession:
+        """A plain session, closed when the block ends; no transaction is managed.
 
         Use as ``async with manager.get_session() as session:``.
+
+        Args:
+            role: ``"replica"`` reads from a replica (round robin over those not known to
+                be down; the primary when there is none). Writes belong on the primary.
 
         Raises:
             ManagerClosedError: The manager is closing or closed.
         """
         self._start_sync()
-        return _TrackedSession(self, self._makers["primary"]())
+        return _TrackedSession(self, self.session_maker_for(role)())
+
+    def session_maker_for(
+        self, role: Literal["primary", "replica"] = "primary"
+    ) -> async_sessionmaker[AsyncSession]:
+        """The sessionmaker for the primary, or for the next replica in the rotation."""
+        self._start_sync()
+        if role == "replica":
+            return self._router.next_maker()
+        return self._makers["primary"]
 
     def get_transaction(
         self,
@@ -339,6 +360,8 @@ class AsyncSessionManager:
         *,
         readonly: bool = False,
         deferrable: bool | None = None,
+        statement_timeout: float | None = None,
+        lock_timeout: float | None = None,
     ) -> ManagedTransaction:
         """A session inside a transaction: committed on success, rolled back on error or cancel.
 
@@ -349,22 +372,24 @@ class AsyncSessionManager:
             isolation_level: An :class:`IsolationLevel` or its name in any case.
             readonly: Start the transaction READ ONLY.
             deferrable: Start it DEFERRABLE (meaningful with SERIALIZABLE READ ONLY).
+            statement_timeout: Seconds, for this transaction only (``SET LOCAL``).
+            lock_timeout: Seconds, for this transaction only (``SET LOCAL``).
 
         Raises:
-            ConfigurationError: Unknown isolation level.
+            ConfigurationError: Unknown isolation level or a negative timeout.
             ManagerClosedError: The manager is closing or closed.
         """
-        level = parse_isolation_level(isolation_level)
-        self._start_sync()
-        return ManagedTransaction(
-            self,
-            self._makers["primary"](),
-            kind="transaction",
-            engine_name="primary",
-            isolation_level=level,
-            readonly=readonly,
-            execution_options=transaction_options(level, readonly, deferrable),
+        spec = TransactionSpec(
+            "transaction",
+            parse_isolation_level(isolation_level),
+            readonly,
+            deferrable,
+            statement_timeout,
+            lock_timeout,
         )
+        spec.local_settings()  # validates the timeouts before any work starts
+        self._start_sync()
+        return ManagedTransaction(self, self._makers["primary"](), spec)
 
     # -- health -----------------------------------------------------------------------
 
@@ -381,6 +406,7 @@ class AsyncSessionManager:
         self._start_sync()
         self._check_open()
         report = await check_engine(self._engines[engine_name], engine_name, query, timeout)
+        self._router.observe(engine_name, report.healthy)
         if report.error and self.config.connection.password.get_secret_value():
             secret = self.config.connection.password.get_secret_value()
             report = HealthReport(

@@ -79,30 +79,43 @@ def _distribution_name(ep: metadata.EntryPoint) -> str:
     return dist.metadata["Name"] if dist is not None else "<unknown distribution>"
 
 
+def _skip(ep: metadata.EntryPoint, distribution: str, message: str) -> DiscoveredPlugin:
+    warnings.warn(message, PluginLoadWarning, stacklevel=3)
+    logger.warning(message)
+    return DiscoveredPlugin(ep.name, distribution, ep.value, None, message)
+
+
 def _load(ep: metadata.EntryPoint, distribution: str) -> DiscoveredPlugin:
     try:
         obj = ep.load()
+        if isinstance(obj, type):
+            obj = obj()
     except ImportError as exc:
-        missing = getattr(exc, "name", None)
-        what = f"module {missing!r} is missing" if missing else str(exc)
-        message = (
+        missing = getattr(exc, "name", None) or str(exc)
+        return _skip(
+            ep,
+            distribution,
             f"fkit plugin {ep.name!r} from {distribution} was skipped: importing {ep.value} failed "
-            f"because {what}. Install it (pip install {missing or distribution}) "
-            f"or disable the plugin with FKIT_DISABLED_PLUGINS={ep.name}."
+            f"because module {missing!r} is not installed. Install the package that provides "
+            f"it (the plugin's extras: pip install '{distribution}[...]'), reinstall "
+            f"{distribution}, or disable the plugin with FKIT_DISABLED_PLUGINS={ep.name}.",
         )
-        warnings.warn(message, PluginLoadWarning, stacklevel=2)
-        logger.warning(message)
-        return DiscoveredPlugin(ep.name, distribution, ep.value, None, message)
-    if isinstance(obj, type):
-        obj = obj()
+    except Exception as exc:
+        # A broken plugin must not take every manager in the process down with it.
+        return _skip(
+            ep,
+            distribution,
+            f"fkit plugin {ep.name!r} from {distribution} was skipped: loading {ep.value} raised "
+            f"{type(exc).__name__}: {exc}. Upgrade or reinstall {distribution}, or disable the "
+            f"plugin with FKIT_DISABLED_PLUGINS={ep.name}.",
+        )
     if not isinstance(obj, Plugin):
-        message = (
+        return _skip(
+            ep,
+            distribution,
             f"fkit plugin {ep.name!r} from {distribution}: {ep.value} is not a plugin "
-            "(expected an object with `name` and `setup(manager)`)"
+            "(expected an object with `name` and `setup(manager)`)",
         )
-        warnings.warn(message, PluginLoadWarning, stacklevel=2)
-        logger.warning(message)
-        return DiscoveredPlugin(ep.name, distribution, ep.value, None, message)
     return DiscoveredPlugin(ep.name, distribution, ep.value, obj, None)
 
 

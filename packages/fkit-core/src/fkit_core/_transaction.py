@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 from time import perf_counter
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from sqlalchemy import text
+from sqlalchemy import event, text
 
-from fkit_core._bus import TransactionScope
+from fkit_core._bus import EventBus, TransactionScope
+from fkit_core._engine import READ_UNCOMMITTED_OPTION, is_fkit_engine
 from fkit_core._isolation import IsolationLevel
 from fkit_core._translate import translate_error
-from fkit_core.errors import CommitOutcomeUnknownError, ConnectionLostError
+from fkit_core.errors import CommitOutcomeUnknownError, ConfigurationError, ConnectionLostError
 from fkit_core.events import (
     DatabaseErrorOccurred,
     TransactionEnded,
@@ -28,47 +30,64 @@ from fkit_core.events import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from contextlib import AbstractContextManager
     from types import TracebackType
 
-    from sqlalchemy.ext.asyncio import AsyncSession
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-    from fkit_core._manager import AsyncSessionManager
-
-__all__ = ["ManagedTransaction", "raise_translated", "transaction_options"]
+__all__ = [
+    "DETACHED",
+    "ManagedTransaction",
+    "TransactionSpec",
+    "WorkOwner",
+    "owner_of",
+    "raise_translated",
+]
 
 logger = logging.getLogger("fkit_core.transaction")
 
-
-# SQLAlchemy's asyncpg dialect refuses READ UNCOMMITTED as an isolation_level option, so
-# that level is set by the transaction's first statement instead, on every driver alike.
-_READ_UNCOMMITTED = text("SET TRANSACTION ISOLATION LEVEL READ UNCOMMITTED")
+MANAGER_INFO_KEY = "fkit.manager"
+ENGINE_INFO_KEY = "fkit.engine_name"
 
 
-def transaction_options(
-    level: IsolationLevel | None, readonly: bool, deferrable: bool | None
-) -> dict[str, Any] | None:
-    """SQLAlchemy execution options that begin a transaction with these characteristics.
+class WorkOwner(Protocol):
+    """What a transaction needs from its session manager: a name, a bus, work accounting."""
 
-    Returns None when there is nothing to set, so the common path costs nothing.
-    """
-    if (
-        (level is None or level is IsolationLevel.READ_UNCOMMITTED)
-        and not readonly
-        and deferrable is None
-    ):
+    name: str
+    bus: EventBus
+
+    def _enter_work(self) -> object: ...
+
+    def _leave_work(self, token: object | None) -> None: ...
+
+
+class _Detached:
+    """The owner of sessions from sessionmakers no manager made: no events, no draining."""
+
+    name = "detached"
+
+    def __init__(self) -> None:
+        self.bus = EventBus()
+
+    def _enter_work(self) -> object:
         return None
-    options: dict[str, Any] = {}
-    if level is not None and level is not IsolationLevel.READ_UNCOMMITTED:
-        options["isolation_level"] = level.value
-    if readonly:
-        options["postgresql_readonly"] = True
-    if deferrable is not None:
-        options["postgresql_deferrable"] = deferrable
-    return options
+
+    def _leave_work(self, token: object | None) -> None:
+        return None
 
 
-def raise_translated(manager: AsyncSessionManager, exc: BaseException, engine_name: str) -> None:
+DETACHED: WorkOwner = _Detached()
+
+
+def owner_of(source: AsyncSession | async_sessionmaker[AsyncSession]) -> WorkOwner:
+    """The manager a session (or sessionmaker) belongs to, or :data:`DETACHED`."""
+    info = source.info if hasattr(source, "sync_session") else source.kw.get("info") or {}  # type: ignore[union-attr]
+    owner = info.get(MANAGER_INFO_KEY)
+    return owner if owner is not None else DETACHED
+
+
+def raise_translated(owner: WorkOwner, exc: BaseException, engine_name: str) -> None:
     """Raise the fkit translation of ``exc`` chained to it, emitting ``DatabaseErrorOccurred``.
 
     Returns normally when ``exc`` is not a database error, so the caller re-raises it.
@@ -76,12 +95,12 @@ def raise_translated(manager: AsyncSessionManager, exc: BaseException, engine_na
     translated = translate_error(exc)
     if translated is None:
         return
-    bus = manager.bus
+    bus = owner.bus
     if bus.wants(DatabaseErrorOccurred):
         sqlstate = getattr(translated, "sqlstate", None)
         bus.emit(
             DatabaseErrorOccurred(
-                manager.name,
+                owner.name,
                 engine_name,
                 type(translated).__name__,
                 sqlstate,
@@ -91,87 +110,182 @@ def raise_translated(manager: AsyncSessionManager, exc: BaseException, engine_na
     raise translated from exc
 
 
+def _milliseconds(name: str, seconds: float | None) -> str | None:
+    if seconds is None:
+        return None
+    if seconds < 0:
+        raise ConfigurationError(
+            f"{name}={seconds!r} must be 0 (no limit) or a positive number of seconds"
+        )
+    return f"{round(seconds * 1000)}ms"
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionSpec:
+    """The characteristics of one transaction, validated once when it is requested."""
+
+    kind: TransactionKind = "transaction"
+    isolation_level: IsolationLevel | None = None
+    readonly: bool = False
+    deferrable: bool | None = None
+    statement_timeout: float | None = None
+    lock_timeout: float | None = None
+    commit_on_exit: bool = True
+    flush_before_commit: bool = False
+
+    def execution_options(self, fkit_engine: bool) -> dict[str, Any] | None:
+        """SQLAlchemy execution options that begin the transaction, or None for none."""
+        options: dict[str, Any] = {}
+        level = self.isolation_level
+        if level is IsolationLevel.READ_UNCOMMITTED:
+            if fkit_engine:
+                options[READ_UNCOMMITTED_OPTION] = True
+        elif level is not None:
+            # SQLAlchemy resets the level when the connection returns to the pool.
+            options["isolation_level"] = level.value
+        if self.readonly:
+            options["postgresql_readonly"] = True
+        if self.deferrable is not None:
+            options["postgresql_deferrable"] = self.deferrable
+        return options or None
+
+    def local_settings(self) -> dict[str, str]:
+        """Server settings for this transaction only (``set_config(..., true)``)."""
+        found = {
+            "statement_timeout": _milliseconds("statement_timeout", self.statement_timeout),
+            "lock_timeout": _milliseconds("lock_timeout", self.lock_timeout),
+        }
+        return {name: value for name, value in found.items() if value is not None}
+
+
+_SET_CONFIG = {
+    1: text("SELECT set_config(:n0, :v0, true)"),
+    2: text("SELECT set_config(:n0, :v0, true), set_config(:n1, :v1, true)"),
+}
+_READ_UNCOMMITTED = text("SET TRANSACTION ISOLATION LEVEL READ UNCOMMITTED")
+
+
 class ManagedTransaction:
     """An async context manager around one session's transaction; yields the session.
 
     Not constructed directly: use ``manager.get_transaction()`` or the Unit of Work.
+
+    Args:
+        owner: The manager (or :data:`DETACHED`).
+        session: A fresh session.
+        spec: The transaction's characteristics.
+        wrap: Builds what ``async with`` yields from the session (the session itself
+            when None); the Unit of Work yields its transaction objects this way.
+        reroute: Called when beginning fails, with the engine name and the error; returns
+            a fresh session on another engine to try instead, or None to give up. Replica
+            reads use it to move on to the next replica or to the primary.
     """
 
     __slots__ = (
+        "_committed",
         "_engine_name",
-        "_isolation",
-        "_kind",
-        "_manager",
-        "_options",
-        "_readonly",
+        "_owner",
+        "_reroute",
         "_scope",
+        "_spec",
         "_started",
         "_token",
-        "commit_on_exit",
+        "_wrap",
         "session",
     )
 
     def __init__(
         self,
-        manager: AsyncSessionManager,
+        owner: WorkOwner,
         session: AsyncSession,
+        spec: TransactionSpec,
         *,
-        kind: TransactionKind,
-        engine_name: str,
-        isolation_level: IsolationLevel | None,
-        readonly: bool,
-        execution_options: dict[str, Any] | None,
-        commit_on_exit: bool = True,
+        wrap: Callable[[AsyncSession], Any] | None = None,
+        reroute: Callable[[str, BaseException], AsyncSession | None] | None = None,
     ) -> None:
-        self._manager = manager
+        self._owner = owner
+        self._wrap = wrap
+        self._reroute = reroute
         self.session = session
-        self._kind: TransactionKind = kind
-        self._engine_name = engine_name
-        self._isolation = isolation_level
-        self._readonly = readonly
-        self._options = execution_options
-        self.commit_on_exit = commit_on_exit
+        self._spec = spec
+        self._engine_name: str = session.info.get(ENGINE_INFO_KEY, "primary")
         self._scope: AbstractContextManager[None] | None = None
         self._started = 0.0
         self._token: object | None = None
+        self._committed: list[bool] | None = None
 
-    async def __aenter__(self) -> AsyncSession:
-        manager = self._manager
-        self._token = manager._enter_work()
+    async def _begin(self) -> None:
+        spec = self._spec
+        session = self.session
+        # Open the ORM transaction now (no I/O: the connection comes with the first
+        # statement), so code in the body sees `session.in_transaction()` and nests
+        # savepoints inside it instead of committing on its own.
+        session.sync_session.begin()
+        bind = session.get_bind()
+        fkit_engine = is_fkit_engine(bind)  # type: ignore[arg-type]
+        options = spec.execution_options(fkit_engine)
+        if options:
+            # Characteristics are set when the connection is procured, before BEGIN.
+            await session.connection(execution_options=options)
+        if spec.isolation_level is IsolationLevel.READ_UNCOMMITTED and not fkit_engine:
+            await session.execute(_READ_UNCOMMITTED)
+        settings = spec.local_settings()
+        if settings:
+            # Bound, never pasted; local to this transaction, so nothing leaks into the
+            # next transaction that reuses the pooled connection.
+            params: dict[str, str] = {}
+            for i, (name, value) in enumerate(settings.items()):
+                params[f"n{i}"], params[f"v{i}"] = name, value
+            await session.execute(_SET_CONFIG[len(settings)], params)
+
+    async def __aenter__(self) -> Any:
+        owner = self._owner
+        spec = self._spec
+        self._token = owner._enter_work()
         self._started = perf_counter()
-        bus = manager.bus
-        try:
-            if self._options:
-                # Characteristics must be set when the connection is procured, before BEGIN;
-                # SQLAlchemy resets them when the connection returns to the pool.
-                await self.session.connection(execution_options=self._options)
-            if self._isolation is IsolationLevel.READ_UNCOMMITTED:
-                await self.session.execute(_READ_UNCOMMITTED)
-        except BaseException as exc:
-            await self._finish(exc, "error" if isinstance(exc, Exception) else "cancelled")
-            raise_translated(manager, exc, self._engine_name)
-            raise
-        iso = self._isolation.value if self._isolation is not None else None
+        while True:
+            try:
+                await self._begin()
+                break
+            except BaseException as exc:
+                other = self._reroute(self._engine_name, exc) if self._reroute is not None else None
+                if other is not None and isinstance(exc, Exception):
+                    await self._rollback_quietly()
+                    await self.session.close()
+                    self.session = other
+                    self._engine_name = other.info.get(ENGINE_INFO_KEY, "primary")
+                    continue
+                await self._finish(exc, "error" if isinstance(exc, Exception) else "cancelled")
+                raise_translated(owner, exc, self._engine_name)
+                raise
+        if spec.kind == "managed_session":
+            committed: list[bool] = []
+            self._committed = committed
+            event.listen(
+                self.session.sync_session, "after_commit", lambda _s: committed.append(True)
+            )
+        bus = owner.bus
+        iso = spec.isolation_level.value if spec.isolation_level is not None else None
         if bus.wants(TransactionStarted):
             bus.emit(
                 TransactionStarted(
-                    manager.name, self._engine_name, self._kind, iso, self._readonly, False
+                    owner.name, self._engine_name, spec.kind, iso, spec.readonly, False
                 )
             )
         if bus.has_scope_hooks:
             self._scope = bus.scope(
                 TransactionScope(
-                    manager.name,
+                    owner.name,
                     self._engine_name,
-                    self._kind,
+                    spec.kind,
                     iso,
-                    self._readonly,
+                    spec.readonly,
                     False,
                     self.session,
                 )
             )
             self._scope.__enter__()
-        return self.session
+        return self.session if self._wrap is None else self._wrap(self.session)
 
     async def __aexit__(
         self,
@@ -179,35 +293,46 @@ class ManagedTransaction:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        session = self.session
-        if exc is None:
-            if not self.commit_on_exit:
-                await self._finish(None, "rollback")
-                return
-            try:
-                await session.commit()
-            except BaseException as commit_exc:
-                await self._finish(commit_exc, "error")
-                translated = translate_error(commit_exc)
-                if isinstance(translated, ConnectionLostError):
-                    # The COMMIT may have reached the server: never let anyone re-run it blindly.
-                    raise CommitOutcomeUnknownError(
-                        "the connection was lost during COMMIT, so the transaction may or may not "
-                        f"have been committed ({translated}); check before re-running the work",
-                        sqlstate=translated.sqlstate,
-                    ) from commit_exc
-                raise_translated(self._manager, commit_exc, self._engine_name)
-                raise
-            await self._finish(None, "commit")
+        if exc is not None:
+            await self._finish(
+                exc, "cancelled" if isinstance(exc, asyncio.CancelledError) else "error"
+            )
+            raise_translated(self._owner, exc, self._engine_name)
             return
-        await self._finish(exc, "cancelled" if isinstance(exc, asyncio.CancelledError) else "error")
-        raise_translated(self._manager, exc, self._engine_name)
+        if not self._spec.commit_on_exit:
+            await self._finish(None, "commit" if self._committed else "rollback")
+            return
+        session = self.session
+        if self._spec.flush_before_commit:
+            try:
+                # Flushing first keeps flush failures (nothing sent to COMMIT yet, safe
+                # to retry) apart from failures of the COMMIT itself.
+                await session.flush()
+            except BaseException as flush_exc:
+                await self._finish(flush_exc, "error")
+                raise_translated(self._owner, flush_exc, self._engine_name)
+                raise
+        try:
+            await session.commit()
+        except BaseException as commit_exc:
+            await self._finish(commit_exc, "error")
+            translated = translate_error(commit_exc)
+            if isinstance(translated, ConnectionLostError):
+                # The COMMIT may have reached the server: never let anyone re-run it blindly.
+                raise CommitOutcomeUnknownError(
+                    "the connection was lost during COMMIT, so the transaction may or may not "
+                    f"have been committed ({translated}); check before re-running the work",
+                    sqlstate=translated.sqlstate,
+                ) from commit_exc
+            raise_translated(self._owner, commit_exc, self._engine_name)
+            raise
+        await self._finish(None, "commit")
 
     async def _finish(self, exc: BaseException | None, outcome: TransactionOutcome) -> None:
-        """Roll back unless committed, close the session, exit hooks, emit the end event."""
+        """Roll back what is left, close the session, exit hooks, emit the end event."""
         session = self.session
         try:
-            if outcome != "commit":
+            if outcome != "commit" or session.in_transaction():
                 await self._rollback_quietly()
             await session.close()
         finally:
@@ -217,17 +342,18 @@ class ManagedTransaction:
                     scope.__exit__(None, None, None)
                 else:
                     scope.__exit__(type(exc), exc, exc.__traceback__)
-            manager = self._manager
-            manager._leave_work(self._token)
-            bus = manager.bus
+            owner = self._owner
+            owner._leave_work(self._token)
+            bus = owner.bus
             if bus.wants(TransactionEnded):
+                spec = self._spec
                 bus.emit(
                     TransactionEnded(
-                        manager.name,
+                        owner.name,
                         self._engine_name,
-                        self._kind,
-                        self._isolation.value if self._isolation is not None else None,
-                        self._readonly,
+                        spec.kind,
+                        spec.isolation_level.value if spec.isolation_level is not None else None,
+                        spec.readonly,
                         False,
                         outcome,
                         perf_counter() - self._started,

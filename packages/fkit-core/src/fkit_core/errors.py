@@ -23,6 +23,7 @@ __all__ = [
     "LockNotAvailableError",
     "ManagerClosedError",
     "ManagerNotStartedError",
+    "MigrationError",
     "MissingDependencyError",
     "NotNullViolationError",
     "PluginConflictError",
@@ -30,6 +31,8 @@ __all__ = [
     "PoolTimeoutError",
     "QueryCanceledError",
     "ReadOnlyTransactionError",
+    "RowChangeTimeoutError",
+    "RowNotFoundError",
     "SerializationFailureError",
     "StatementTimeoutError",
     "TooManyConnectionsError",
@@ -72,6 +75,14 @@ class MissingDependencyError(FkitError, ImportError):
         super().__init__(
             f"{feature} needs {distribution!r}: install it with `pip install {distribution}`"
         )
+
+
+class MigrationError(FkitError, RuntimeError):
+    """An Alembic migration run failed; the Alembic or driver error is chained as ``__cause__``.
+
+    PostgreSQL runs DDL in transactions, so the failed run left the database as it was
+    before it (or, with ``transaction_per_migration``, after the last good revision).
+    """
 
 
 class PluginError(FkitError, RuntimeError):
@@ -177,6 +188,14 @@ class NotNullViolationError(IntegrityViolationError):
 
 class CheckViolationError(IntegrityViolationError):
     """A CHECK constraint was violated (23514)."""
+
+
+class RowNotFoundError(FkitError, LookupError):
+    """The row a caller waits on does not exist (or was deleted while waiting)."""
+
+
+class RowChangeTimeoutError(FkitError, TimeoutError):
+    """The watched row did not change before the timeout."""
 
 
 class ExclusionViolationError(IntegrityViolationError):

@@ -27,6 +27,7 @@ __all__ = [
     "ManagerClosed",
     "ManagerClosing",
     "ManagerStarted",
+    "ReplicaFallback",
     "RetryScheduled",
     "TransactionEnded",
     "TransactionKind",
@@ -170,6 +171,19 @@ class RetryScheduled(Event):
     delay: float
     reason: str
     operation: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaFallback(Event):
+    """A read meant for a replica went to the primary: no replica was reachable.
+
+    Attributes:
+        replicas: The replica engine names that were skipped.
+        reason: Why.
+    """
+
+    replicas: tuple[str, ...]
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
     from fkit_testing._osuser import OsUser
 
-__all__ = ["HOST", "SUPERUSER", "Cluster"]
+__all__ = ["HOST", "REPLICATION_SETTINGS", "SUPERUSER", "Cluster", "make_temp_dir"]
 
 HOST = "127.0.0.1"
 SUPERUSER = "postgres"
@@ -31,8 +31,40 @@ FAST_SETTINGS: dict[str, SettingValue] = {
     "synchronous_commit": False,
     "full_page_writes": False,
 }
+# What a primary needs so that pg_basebackup and streaming replicas can connect. Most are
+# PostgreSQL's defaults, written out so that a replica does not depend on them.
+REPLICATION_SETTINGS: dict[str, SettingValue] = {
+    "wal_level": "replica",
+    "max_wal_senders": 10,
+    "max_replication_slots": 10,
+    # Keeps WAL around for a replica that falls behind; nothing is allocated up front.
+    "wal_keep_size": "128MB",
+}
+_REPLICATION_HBA = ("host", "replication", "all", f"{HOST}/32", "trust")
 _PORT_ATTEMPTS = 5
 _STOP_TIMEOUT = 30.0
+
+
+def make_temp_dir(base: Path, user: OsUser | None, *, prefix: str) -> Path:
+    """Make a temporary directory under ``base`` that ``user`` owns.
+
+    Raises:
+        LauncherError: ``base`` is not reachable by ``user``.
+    """
+    if not prefix.startswith(DIR_PREFIX):
+        msg = f"temporary directory prefix {prefix!r} must start with {DIR_PREFIX!r} for the reaper"
+        raise ValueError(msg)
+    if user is not None and not user.can_reach(base):
+        msg = f"{base} is not reachable by OS user {user.name!r}; pass base_dir= or set TMPDIR"
+        raise LauncherError(msg)
+    directory = Path(tempfile.mkdtemp(prefix=prefix, dir=base))
+    if user is not None:
+        try:
+            os.chown(directory, user.uid, user.gid)
+        except BaseException:
+            shutil.rmtree(directory, ignore_errors=True)
+            raise
+    return directory
 
 
 @dataclass(slots=True)
@@ -54,13 +86,8 @@ class Cluster:
         Raises:
             LauncherError: ``base`` is not reachable by ``user``.
         """
-        if user is not None and not user.can_reach(base):
-            msg = f"{base} is not reachable by OS user {user.name!r}; pass base_dir= or set TMPDIR"
-            raise LauncherError(msg)
-        directory = Path(tempfile.mkdtemp(prefix=DIR_PREFIX, dir=base))
+        directory = make_temp_dir(base, user, prefix=DIR_PREFIX)
         try:
-            if user is not None:
-                os.chown(directory, user.uid, user.gid)
             owner = (user.runuser, user.name) if user is not None else None
             pg_ctl = bindir / "pg_ctl"
             reaper = Reaper(
@@ -88,16 +115,51 @@ class Cluster:
         argv = [str(self.bindir / "initdb"), "-D", str(self.data_dir), "--auth=trust"]
         argv += ["-U", SUPERUSER, "-E", "UTF8", "--no-sync", "--no-instructions", *args]
         run_tool("initdb", argv, user=self.user, timeout=timeout)
-        self.version = int((self.data_dir / "PG_VERSION").read_text().strip().split(".")[0])
-        # Settings go into the file, not onto pg_ctl's command line, which a shell parses.
         merged: dict[str, SettingValue] = {
             "listen_addresses": HOST,
             "unix_socket_directories": str(self.directory),
             **FAST_SETTINGS,
             **settings,
         }
+        self._configure("a throwaway server", merged)
+
+    def basebackup(
+        self, *, source_port: int, settings: Mapping[str, SettingValue], timeout: float
+    ) -> None:
+        """Copy the server at ``source_port`` as a hot standby that streams from it.
+
+        Raises:
+            LauncherError: ``pg_basebackup`` is missing or failed.
+        """
+        tool = self.bindir / "pg_basebackup"
+        if not tool.is_file():
+            msg = f"{self.bindir} lacks pg_basebackup, which a replica needs"
+            raise LauncherError(msg)
+        argv = [str(tool), "-h", HOST, "-p", str(source_port), "-U", SUPERUSER, "-w"]
+        # A fast checkpoint: the default spread one can keep the copy waiting for minutes.
+        argv += ["-D", str(self.data_dir), "--write-recovery-conf", "--wal-method=stream"]
+        argv += ["--checkpoint=fast", "--no-sync"]
+        run_tool("pg_basebackup", argv, user=self.user, timeout=timeout)
+        # The copied postgresql.conf names the primary's socket directory; later lines win.
+        merged: dict[str, SettingValue] = {
+            "unix_socket_directories": str(self.directory),
+            "hot_standby": True,
+        }
+        self._configure("a streaming replica", {**merged, **settings})
+
+    def allow_replication(self) -> None:
+        """Make sure ``pg_hba.conf`` lets replication connections in from 127.0.0.1."""
+        hba = self.data_dir / "pg_hba.conf"
+        lines = hba.read_text().splitlines()
+        if not any(tuple(line.split()) == _REPLICATION_HBA for line in lines):
+            with hba.open("a") as handle:
+                handle.write("\n" + "\t".join(_REPLICATION_HBA) + "\n")
+
+    def _configure(self, title: str, settings: Mapping[str, SettingValue]) -> None:
+        self.version = int((self.data_dir / "PG_VERSION").read_text().strip().split(".")[0])
+        # Settings go into the file, not onto pg_ctl's command line, which a shell parses.
         with (self.data_dir / "postgresql.conf").open("a") as conf:
-            conf.write("\n# fkit-testing: a throwaway server\n" + conf_lines(merged))
+            conf.write(f"\n# fkit-testing: {title}\n" + conf_lines(settings))
 
     def start(self, *, timeout: float) -> None:
         """Start the server on a free port and wait until it accepts connections."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fkit_core.errors import FkitError
 
-__all__ = ["DatabaseUnavailableError", "LauncherError"]
+__all__ = ["DatabaseUnavailableError", "LauncherError", "ReplayTimeoutError"]
 
 
 class LauncherError(FkitError, RuntimeError):
@@ -20,4 +20,12 @@ class DatabaseUnavailableError(FkitError, ConnectionError):
 
     Raised by the ``fkit_database_url`` fixture when ``FKIT_TEST_DATABASE_URL`` names a
     server that does not answer; the test errors instead of being skipped.
+    """
+
+
+class ReplayTimeoutError(FkitError, TimeoutError):
+    """A streaming replica did not replay the primary's WAL within the timeout.
+
+    Raised by :meth:`fkit_testing.PostgresReplica.wait_for_replay`; the message gives both
+    positions (LSNs) and points at the replica's log.
     """

@@ -8,11 +8,11 @@ import os
 import tempfile
 import weakref
 from pathlib import Path
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, Protocol, Self
 from urllib.parse import quote
 
 from fkit_testing._bindir import Prefer, select_bindir
-from fkit_testing._cluster import HOST, SUPERUSER, Cluster
+from fkit_testing._cluster import HOST, REPLICATION_SETTINGS, SUPERUSER, Cluster
 from fkit_testing._errors import LauncherError
 from fkit_testing._osuser import resolve_os_user
 from fkit_testing._tools import run_tool
@@ -21,18 +21,24 @@ if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping, Sequence
     from types import TracebackType
 
+    from fkit_testing._replica import PostgresReplica
     from fkit_testing._tools import SettingValue
 
-__all__ = ["PostgresServer", "launch_postgres"]
+__all__ = ["PostgresServer", "launch_postgres", "remember"]
 
-_live: weakref.WeakSet[PostgresServer] = weakref.WeakSet()
+
+class _Owned(Protocol):
+    def _forget(self) -> None: ...
+
+
+_live: weakref.WeakSet[_Owned] = weakref.WeakSet()
 
 
 def _forget_all_in_child() -> None:
     # A forked child inherits the pipe's write end; if it kept it, the reaper would wait
     # for the child as well as the owner.
-    for server in list(_live):
-        server._forget()
+    for owned in list(_live):
+        owned._forget()
 
 
 class PostgresServer:
@@ -52,6 +58,9 @@ class PostgresServer:
         initdb_args: Extra ``initdb`` arguments, e.g. ``["--locale=C.UTF-8"]``.
         base_dir: Where the temporary directory is created; default the system's.
         startup_timeout: Seconds each of ``initdb`` and the start may take.
+        replication: Configure the server as a primary for streaming replicas
+            (:meth:`start_replica`): ``wal_level = replica``, WAL senders and slots, and
+            a ``trust`` replication entry for 127.0.0.1 in ``pg_hba.conf``.
 
     Example:
         >>> with PostgresServer() as server:  # doctest: +SKIP
@@ -69,6 +78,7 @@ class PostgresServer:
         initdb_args: Sequence[str] = (),
         base_dir: str | os.PathLike[str] | None = None,
         startup_timeout: float = 60.0,
+        replication: bool = False,
     ) -> None:
         self._bindir = bindir
         self._prefer: Prefer | None = prefer
@@ -77,11 +87,12 @@ class PostgresServer:
         self._initdb_args = list(initdb_args)
         self._base_dir = base_dir
         self._timeout = startup_timeout
+        self._replication = replication
         self._state: Cluster | None = None
 
     def __repr__(self) -> str:
         where = self.url if self._state else "not running"
-        return f"<PostgresServer {where}>"
+        return f"<{type(self).__name__} {where}>"
 
     def __enter__(self) -> Self:
         return self.start()
@@ -103,13 +114,10 @@ class PostgresServer:
         if self._state is not None:
             msg = f"{self!r} is already running; stop() it before starting it again"
             raise LauncherError(msg)
-        user = resolve_os_user(self._os_user)
-        bindir = select_bindir(self._bindir, prefer=self._prefer, os_user=user)
-        base = Path(self._base_dir or tempfile.gettempdir()).absolute()
-        self._state = state = Cluster.create(bindir=bindir, user=user, base=base)
-        _remember(self)
+        self._state = state = self._create_cluster()
+        remember(self)
         try:
-            state.initdb(args=self._initdb_args, settings=self._settings, timeout=self._timeout)
+            self._populate(state)
             state.start(timeout=self._timeout)
             try:
                 state.reaper.wait_ready(self._timeout)
@@ -120,6 +128,42 @@ class PostgresServer:
                 self.stop()
             raise
         return self
+
+    def _create_cluster(self) -> Cluster:
+        user = resolve_os_user(self._os_user)
+        bindir = select_bindir(self._bindir, prefer=self._prefer, os_user=user)
+        base = Path(self._base_dir or tempfile.gettempdir()).absolute()
+        return Cluster.create(bindir=bindir, user=user, base=base)
+
+    def _populate(self, state: Cluster) -> None:
+        settings = self._settings
+        if self._replication:
+            settings = {**REPLICATION_SETTINGS, **settings}
+        state.initdb(args=self._initdb_args, settings=settings, timeout=self._timeout)
+        if self._replication:
+            state.allow_replication()
+
+    def start_replica(
+        self,
+        *,
+        settings: Mapping[str, SettingValue] | None = None,
+        base_dir: str | os.PathLike[str] | None = None,
+        startup_timeout: float | None = None,
+    ) -> PostgresReplica:
+        """Start a hot-standby streaming replica of this server and return it, started.
+
+        The caller stops it (or uses it as a context manager); see
+        :class:`~fkit_testing.PostgresReplica`.
+
+        Raises:
+            LauncherError: The server is not running, or the replica could not be made.
+        """
+        from fkit_testing._replica import PostgresReplica
+
+        replica = PostgresReplica(
+            self, settings=settings, base_dir=base_dir, startup_timeout=startup_timeout
+        )
+        return replica.start()
 
     def stop(self) -> None:
         """Stop the server and delete its directory; calling it again does nothing.
@@ -236,9 +280,10 @@ def _install_fork_hook() -> None:
     os.register_at_fork(after_in_child=_forget_all_in_child)
 
 
-def _remember(server: PostgresServer) -> None:
+def remember(owned: _Owned) -> None:
+    """Make a forked child drop ``owned``'s reaper pipe, so that only this process owns it."""
     _install_fork_hook()
-    _live.add(server)
+    _live.add(owned)
 
 
 @contextlib.contextmanager
@@ -251,6 +296,7 @@ def launch_postgres(
     initdb_args: Sequence[str] = (),
     base_dir: str | os.PathLike[str] | None = None,
     startup_timeout: float = 60.0,
+    replication: bool = False,
 ) -> Iterator[PostgresServer]:
     """Start a throwaway server for the ``with`` block; see :class:`PostgresServer`.
 
@@ -270,6 +316,7 @@ def launch_postgres(
         initdb_args=initdb_args,
         base_dir=base_dir,
         startup_timeout=startup_timeout,
+        replication=replication,
     )
     with server:
         yield server

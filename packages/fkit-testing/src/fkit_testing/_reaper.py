@@ -3,9 +3,10 @@
 The launcher starts ``python -m fkit_testing._reaper`` with the read end of a pipe as its
 stdin and keeps the only write end. The kernel closes that write end however the owner
 ends, even on SIGKILL, so EOF on stdin is the one signal the reaper needs: it then stops
-the server (``pg_ctl stop -m immediate``) and removes the temporary directory. The reaper
-runs in its own session, so a Ctrl-C aimed at the test run's process group cannot kill it
-before it has cleaned up.
+the server (``pg_ctl stop -m immediate`` for PostgreSQL, a kill of the process named in a
+pid file for pgbouncer) and removes the temporary directory. The reaper runs in its own
+session, so a Ctrl-C aimed at the test run's process group cannot kill it before it has
+cleaned up.
 
 This module imports only the standard library: it runs in a fresh interpreter on every
 server start.
@@ -28,7 +29,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from types import FrameType
 
-__all__ = ["DIR_PREFIX", "READY", "Reaper", "main"]
+__all__ = ["DIR_PREFIX", "READY", "Reaper", "kill_from_pidfile", "main", "process_gone"]
 
 DIR_PREFIX = "fkit-pg-"
 READY = b"fkit-reaper-ready\n"
@@ -39,20 +40,31 @@ class Reaper:
     """The owner's handle on a running reaper process."""
 
     def __init__(
-        self, *, pg_ctl: Path, data_dir: Path, remove_dir: Path, user: tuple[str, str] | None
+        self,
+        *,
+        remove_dir: Path,
+        user: tuple[str, str] | None,
+        pg_ctl: Path | None = None,
+        data_dir: Path | None = None,
+        pidfile: Path | None = None,
     ):
         """Start the reaper process; it is armed once :meth:`wait_ready` returns.
 
         Args:
-            pg_ctl: The ``pg_ctl`` binary that stops the server.
-            data_dir: The server's data directory.
             remove_dir: The temporary directory to delete; its name must start with
                 ``fkit-pg-`` so that a wrong argument can never delete anything else.
             user: ``(runuser, name)`` to run ``pg_ctl`` as that OS user, or ``None``.
+            pg_ctl: The ``pg_ctl`` binary that stops a PostgreSQL server.
+            data_dir: That server's data directory.
+            pidfile: A pid file inside ``remove_dir`` naming a process to kill instead
+                (pgbouncer).
         """
         read_end, self._write_end = os.pipe()
-        argv = [sys.executable, "-m", "fkit_testing._reaper", str(pg_ctl), str(data_dir)]
-        argv.append(str(remove_dir))
+        argv = [sys.executable, "-m", "fkit_testing._reaper", str(remove_dir)]
+        if pg_ctl is not None and data_dir is not None:
+            argv += ["--pg-ctl", str(pg_ctl), "--data-dir", str(data_dir)]
+        if pidfile is not None:
+            argv += ["--pidfile", str(pidfile)]
         if user is not None:
             argv += ["--runuser", user[0], "--user", user[1]]
         self._argv = argv
@@ -130,9 +142,68 @@ def _server_pid(data_dir: Path) -> int | None:
         return None
 
 
-def _cleanup(pg_ctl: str, data_dir: Path, remove_dir: Path, run_as: list[str]) -> None:
+def _have_proc() -> bool:
+    return Path("/proc/self/stat").exists()
+
+
+def process_gone(pid: int) -> bool:
+    """Tell whether ``pid`` names no live process; a zombie counts as gone.
+
+    A daemon whose parent is a container's PID 1 may never be reaped, so its zombie
+    must not be mistaken for a running process.
+    """
+    if not _have_proc():
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        return False
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
+
+
+def kill_from_pidfile(pidfile: Path, *, timeout: float = 10.0) -> None:
+    """SIGKILL the process named in ``pidfile`` and wait until it is gone.
+
+    On Linux only a process whose command line mentions the pid file's directory is
+    killed, so a stale pid file whose number was reused by another process is harmless.
+    Nothing of a throwaway pgbouncer is worth a graceful shutdown, and the signals for a
+    graceful one mean different things in different pgbouncer versions.
+    """
+    try:
+        pid = int(pidfile.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return
+    if _have_proc():
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:
+            return
+        if os.fsencode(pidfile.parent) + b"/" not in cmdline:
+            return
+    with contextlib.suppress(OSError):
+        os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + timeout
+    while not process_gone(pid) and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def _cleanup(
+    pg_ctl: str | None,
+    data_dir: Path | None,
+    pidfile: Path | None,
+    remove_dir: Path,
+    run_as: list[str],
+) -> None:
     """Stop the server if it runs, then delete ``remove_dir``."""
-    if _server_pid(data_dir) is not None:
+    if pidfile is not None:
+        kill_from_pidfile(pidfile)
+    if pg_ctl is not None and data_dir is not None and _server_pid(data_dir) is not None:
         argv = [*run_as, pg_ctl, "stop", "-D", str(data_dir), "-m", "immediate", "-w", "-s"]
         argv += ["-t", str(_STOP_TIMEOUT)]
         done = subprocess.run(argv, capture_output=True, check=False)
@@ -153,15 +224,18 @@ def _cleanup(pg_ctl: str, data_dir: Path, remove_dir: Path, run_as: list[str]) -
 def main(argv: list[str] | None = None) -> int:
     """Run the reaper: wait for EOF on stdin, then stop the server and remove its files."""
     parser = argparse.ArgumentParser(prog="python -m fkit_testing._reaper")
-    parser.add_argument("pg_ctl")
-    parser.add_argument("data_dir", type=Path)
     parser.add_argument("remove_dir", type=Path)
+    parser.add_argument("--pg-ctl")
+    parser.add_argument("--data-dir", type=Path)
+    parser.add_argument("--pidfile", type=Path)
     parser.add_argument("--runuser")
     parser.add_argument("--user")
     args = parser.parse_args(argv)
     run_as = [args.runuser, "-u", args.user, "--"] if args.user else []
     if not args.remove_dir.name.startswith(DIR_PREFIX):
         parser.error(f"refusing to remove {args.remove_dir}: its name must start with {DIR_PREFIX}")
+    if args.pidfile is not None and args.pidfile.parent != args.remove_dir:
+        parser.error(f"refusing to use {args.pidfile}: it must be inside {args.remove_dir}")
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _interrupt)
     try:
@@ -175,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
         # Cleanup must finish even if more signals come.
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(signum, signal.SIG_IGN)
-    _cleanup(args.pg_ctl, args.data_dir, args.remove_dir, run_as)
+    _cleanup(args.pg_ctl, args.data_dir, args.pidfile, args.remove_dir, run_as)
     return 0
 
 

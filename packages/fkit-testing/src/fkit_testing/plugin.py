@@ -7,6 +7,9 @@ Loaded through the ``pytest11`` entry point. Fixtures:
 - ``fkit_driver`` (session): ``FKIT_TEST_DRIVER``, ``asyncpg`` (default) or ``psycopg``.
 - ``fkit_manager`` (function, async): a started ``AsyncSessionManager`` on that database,
   with the plugins named by ``@pytest.mark.fkit_plugins(...)`` (none by default).
+- ``fkit_replica_pair`` (session): a throwaway primary and its streaming replica.
+- ``fkit_pgbouncer`` (session): a pgbouncer in transaction mode in front of the
+  ``fkit_database_url`` server; ``fkit_pgbouncer_url`` (session) is its URL.
 
 A test that needs a server and cannot get one errors; it is never skipped. Every pytest
 run imports this module, so fkit-core and the launcher are imported inside the fixtures.
@@ -25,6 +28,8 @@ if TYPE_CHECKING:
 
     from fkit_core import AsyncSessionManager
     from fkit_testing._bindir import Prefer
+    from fkit_testing._pgbouncer import PgBouncer
+    from fkit_testing._replica import ReplicaPair
 
 __all__ = [
     "ENV_DATABASE_URL",
@@ -32,6 +37,9 @@ __all__ = [
     "fkit_database_url",
     "fkit_driver",
     "fkit_manager",
+    "fkit_pgbouncer",
+    "fkit_pgbouncer_url",
+    "fkit_replica_pair",
     "pytest_addoption",
     "pytest_configure",
 ]
@@ -162,3 +170,48 @@ async def fkit_manager(
         yield manager
     finally:
         await manager.close()
+
+
+@pytest.fixture(scope="session")
+def fkit_replica_pair(request: pytest.FixtureRequest) -> Iterator[ReplicaPair]:
+    """A throwaway primary and a hot-standby streaming replica, for this test session.
+
+    Always throwaway servers, also when ``FKIT_TEST_DATABASE_URL`` is set: a replica is
+    copied from its primary's files, which an external server does not offer.
+    ``--fkit-pg=embedded`` or ``system`` picks the binaries. Tests share the pair, so
+    each should use its own tables.
+
+    Raises:
+        LauncherError: A server could not be started.
+    """
+    from fkit_testing._replica import launch_replica_pair
+
+    mode = _mode(request.config)
+    prefer = cast("Prefer", mode) if mode in ("embedded", "system") else None
+    with launch_replica_pair(prefer=prefer) as pair:
+        yield pair
+
+
+@pytest.fixture(scope="session")
+def fkit_pgbouncer(fkit_database_url: str) -> Iterator[PgBouncer]:
+    """A pgbouncer in transaction mode in front of the test server, for this session.
+
+    It fronts the ``fkit_database_url`` server (the ``FKIT_TEST_DATABASE_URL`` one when
+    set) and passes every database through; it is removed when the session ends.
+
+    Raises:
+        LauncherError: pgbouncer is not installed or did not start.
+    """
+    from fkit_testing._pgbouncer import launch_pgbouncer
+
+    with launch_pgbouncer(fkit_database_url) as bouncer:
+        yield bouncer
+
+
+@pytest.fixture(scope="session")
+def fkit_pgbouncer_url(fkit_pgbouncer: PgBouncer) -> str:
+    """The ``postgresql://`` URL of ``fkit_pgbouncer``: the test database, through pgbouncer.
+
+    Connect with ``BasePostgresConfig(url=..., pgbouncer=True)``.
+    """
+    return fkit_pgbouncer.url

@@ -1,4 +1,4 @@
-"""The ``fkit`` command line: ``fkit doctor`` and ``fkit plugins``."""
+"""The ``fkit`` command line: ``fkit doctor``, ``fkit plugins`` and ``fkit migrations``."""
 
 from __future__ import annotations
 
@@ -13,6 +13,9 @@ __all__ = ["main"]
 
 
 def _parser() -> argparse.ArgumentParser:
+    # Cheap to import: the migrations commands load their dependencies when they run.
+    from fkit_core.cli._migrations import add_migrations_parser
+
     parser = argparse.ArgumentParser(
         prog="fkit", description="fkit: async SQLAlchemy on PostgreSQL"
     )
@@ -27,6 +30,7 @@ def _parser() -> argparse.ArgumentParser:
         "--timeout", type=float, default=5.0, help="seconds for the health check (default 5)"
     )
     commands.add_parser("plugins", help="list the installed fkit plugins and whether each loads")
+    add_migrations_parser(commands)
     return parser
 
 
@@ -41,6 +45,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from fkit_core.cli._doctor import doctor
 
         return doctor(args.url, args.timeout)
+    if args.command == "migrations":
+        from fkit_core.cli._migrations import run
+
+        return run(args)
     from fkit_core.cli._plugins import list_plugins
 
     return list_plugins()

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from fkit_core.settings._config import BasePostgresConfig
 from fkit_core.settings._connection import ConnectionSettings
+from fkit_core.settings._migrations import MigrationSettings
 from fkit_core.settings._pool import ASYNC_POOL_CLASSES, PoolSettings
 from fkit_core.settings._query import QuerySettings
 from fkit_core.settings._url import Driver
@@ -29,6 +30,7 @@ __all__ = [
     "BasePostgresConfig",
     "ConnectionSettings",
     "Driver",
+    "MigrationSettings",
     "PoolSettings",
     "QuerySettings",
 ]

@@ -20,6 +20,7 @@ from fkit_core.errors import ConfigurationError
 from fkit_core.settings._base import SettingsModel
 from fkit_core.settings._connection import ConnectionSettings
 from fkit_core.settings._kwargs import engine_kwargs_for, startup_settings_for
+from fkit_core.settings._migrations import MigrationSettings
 from fkit_core.settings._pool import PoolSettings
 from fkit_core.settings._query import QuerySettings
 from fkit_core.settings._url import ParsedURL, build_url, parse_url
@@ -97,6 +98,8 @@ class BasePostgresConfig(BaseSettings, SettingsModel):
             ``connection`` (they are not copied from the primary).
         echo: Log every SQL statement (SQLAlchemy's ``echo``).
         check_on_start: Run ``SELECT 1`` when the session manager starts.
+        migrations: Alembic migrations run at start (off by default; needs the
+            ``fkit-core[alembic]`` extra), e.g. ``FKIT_DB_MIGRATIONS__RUN_ON_START=true``.
     """
 
     model_config = SettingsConfigDict(
@@ -117,6 +120,7 @@ class BasePostgresConfig(BaseSettings, SettingsModel):
     replica_urls: list[PostgresURL] = Field(default_factory=list)
     echo: bool = False
     check_on_start: bool = True
+    migrations: MigrationSettings = Field(default_factory=MigrationSettings)
 
     _replicas: list[ConnectionSettings] = PrivateAttr(default_factory=list)
 

@@ -1,0 +1,3 @@
+"""The distribution's version, kept equal to pyproject.toml (a test checks)."""
+
+VERSION = "0.1.0"
