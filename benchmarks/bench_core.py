@@ -7,8 +7,9 @@ Measures, and prints as a table:
 - plugin discovery in this environment (ms), and `import fkit_core` against
   `import sqlalchemy.ext.asyncio` in fresh interpreters (ms, and the ratio);
 - transactions per second, one INSERT ... RETURNING and a commit each, for plain
-  `async with session.begin()` and for `manager.get_transaction()`, at concurrency 1 and
-  16, interleaved in rounds on the same server so drift hits both alike.
+  `async with session.begin()`, `manager.get_transaction()`, `uow.transaction()` and
+  `uow.run()` with retry enabled but not triggered, at concurrency 1 and 16, interleaved
+  in rounds on the same server so drift hits all alike.
 
 The database is --url, else FKIT_TEST_DATABASE_URL, else a throwaway server from
 fkit-testing's launcher. Numbers are for reading, not asserting: these are shared
@@ -31,7 +32,14 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
-from fkit_core import AsyncSessionManager, BasePostgresConfig, EventBus, PoolSettings
+from fkit_core import (
+    AsyncSessionManager,
+    AsyncSQLAlchemyUnitOfWork,
+    AsyncSQLAlchemyUowTransaction,
+    BasePostgresConfig,
+    EventBus,
+    PoolSettings,
+)
 from fkit_core.events import HealthChecked, ManagerClosed
 
 if TYPE_CHECKING:
@@ -136,29 +144,46 @@ async def bench_transactions(url: str, seconds: float, rounds: int) -> dict[str,
             text("CREATE UNLOGGED TABLE bench_rows (id bigserial PRIMARY KEY, note text)")
         )
 
+    uow = AsyncSQLAlchemyUnitOfWork(manager)
+
     async def plain() -> None:
         async with plain_maker() as session, session.begin():
             (await session.execute(INSERT)).scalar_one()
 
-    async def fkit() -> None:
+    async def get_transaction() -> None:
         async with manager.get_transaction() as session:
             (await session.execute(INSERT)).scalar_one()
 
+    async def uow_transaction() -> None:
+        async with uow.transaction() as tx:
+            (await tx.session.execute(INSERT)).scalar_one()
+
+    async def insert(tx: AsyncSQLAlchemyUowTransaction) -> int:
+        return int((await tx.session.execute(INSERT)).scalar_one())
+
+    async def uow_run() -> None:
+        await uow.run(insert)
+
+    paths: dict[str, Callable[[], Awaitable[Any]]] = {
+        "plain": plain,
+        "get_transaction": get_transaction,
+        "uow.transaction": uow_transaction,
+        "uow.run": uow_run,
+    }
     results: dict[str, dict[str, float]] = {}
     try:
         for concurrency in (1, 16):
-            await _run_for(1.0, concurrency, plain)  # warm both pools and caches
-            await _run_for(1.0, concurrency, fkit)
-            samples: dict[str, list[float]] = {"plain": [], "fkit": []}
+            for path in paths.values():  # warm pools and caches
+                await _run_for(0.5, concurrency, path)
+            samples: dict[str, list[float]] = {name: [] for name in paths}
             for _ in range(rounds):
-                samples["plain"].append(await _run_for(seconds, concurrency, plain))
-                samples["fkit"].append(await _run_for(seconds, concurrency, fkit))
-            p, f = statistics.median(samples["plain"]), statistics.median(samples["fkit"])
-            results[f"concurrency {concurrency}"] = {
-                "plain tx/s": p,
-                "get_transaction tx/s": f,
-                "ratio": f / p,
-            }
+                for name, path in paths.items():
+                    samples[name].append(await _run_for(seconds, concurrency, path))
+            base = statistics.median(samples["plain"])
+            row = {"plain tx/s": base}
+            for name in list(paths)[1:]:
+                row[f"{name} x"] = statistics.median(samples[name]) / base
+            results[f"concurrency {concurrency}"] = row
     finally:
         async with plain_engine.begin() as conn:
             await conn.execute(text("DROP TABLE IF EXISTS bench_rows"))

@@ -45,9 +45,9 @@ async def test_a_slow_query_is_cut_at_the_timeout_without_leaking(
 ) -> None:
     # The outer guard is far above the check's timeout and far below the query's length:
     # it only fails the test if the check hangs.
-    report = await asyncio.wait_for(
-        manager.health_report(query="SELECT pg_sleep(30)", timeout=0.5), 15
-    )
+    # A unique marker: other tests (and other processes) may share this server.
+    query = f"SELECT pg_sleep(30) -- {uuid.uuid4().hex}"
+    report = await asyncio.wait_for(manager.health_report(query=query, timeout=0.5), 15)
     assert not report.healthy
     assert report.error is not None
     for _ in range(100):
@@ -60,7 +60,9 @@ async def test_a_slow_query_is_cut_at_the_timeout_without_leaking(
         for _ in range(100):
             sleeping = (
                 await session.execute(
-                    text("SELECT count(*) FROM pg_stat_activity WHERE query = :q AND state = 'active'"),
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE query = :q AND state = 'active'"
+                    ),
                     {"q": query},
                 )
             ).scalar()

@@ -572,3 +572,41 @@ def test_migration_settings_reject_empty_values() -> None:
         MigrationSettings(revision="")
     with pytest.raises(ConfigurationError, match="alembic_ini"):
         MigrationSettings(alembic_ini="")
+
+
+@pytest.mark.asyncio
+async def test_run_on_start_migrates_during_start(fresh_url: str, ini: Path) -> None:
+    write_revision(ini, "r1", None, create_table("things"))
+    config = BasePostgresConfig(
+        url=fresh_url, migrations=MigrationSettings(run_on_start=True, alembic_ini=str(ini))
+    )
+    async with (
+        asyncio.timeout(GUARD),
+        AsyncSessionManager(config, plugins=[], autoload=False) as manager,
+    ):
+        assert await versions(manager) == ["r1"]
+        assert "things" in await tables(manager)
+
+
+@pytest.mark.asyncio
+async def test_run_on_start_refuses_to_start_implicitly(fresh_url: str, ini: Path) -> None:
+    from fkit_core.errors import ManagerNotStartedError
+
+    config = BasePostgresConfig(
+        url=fresh_url, migrations=MigrationSettings(run_on_start=True, alembic_ini=str(ini))
+    )
+    manager = AsyncSessionManager(config, plugins=[], autoload=False)
+    with pytest.raises(ManagerNotStartedError, match=r"await manager\.start"):
+        manager.get_transaction()
+
+
+@pytest.mark.asyncio
+async def test_a_failing_migration_on_start_fails_the_start(fresh_url: str, ini: Path) -> None:
+    write_revision(ini, "r1", None, "op.execute('CREATE TABLE broken (')")
+    config = BasePostgresConfig(
+        url=fresh_url, migrations=MigrationSettings(run_on_start=True, alembic_ini=str(ini))
+    )
+    manager = AsyncSessionManager(config, plugins=[], autoload=False)
+    with pytest.raises(MigrationError):
+        await manager.start()
+    assert manager.state == "new"

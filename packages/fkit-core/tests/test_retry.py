@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING
 
 import pytest
 from fkit_core_test_models import Account, BankTransaction, BankUnitOfWork
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError, ProgrammingError
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from fkit_core import (
     AsyncSessionManager,
@@ -23,11 +23,16 @@ from fkit_core._retry import is_transient
 from fkit_core.errors import ConnectionLostError, SerializationFailureError
 from fkit_core.events import Event, RetryScheduled
 
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
 FAST = RetryConfig(max_attempts=3, initial_delay=0.01, max_delay=0.05)
 
 
 def test_delays_grow_exponentially_up_to_the_cap() -> None:
-    policy = RetryConfig(max_attempts=6, initial_delay=1.0, max_delay=5.0, exponential_base=2.0, jitter=False)
+    policy = RetryConfig(
+        max_attempts=6, initial_delay=1.0, max_delay=5.0, exponential_base=2.0, jitter=False
+    )
     assert [policy.delay(n) for n in range(1, 6)] == [1.0, 2.0, 4.0, 5.0, 5.0]
     jittered = RetryConfig(initial_delay=1.0, max_delay=30.0, jitter=True)
     for n in range(1, 5):
@@ -55,7 +60,9 @@ async def _kill(manager: AsyncSessionManager, pid: int) -> None:
 
 
 @pytest.mark.asyncio
-async def test_a_lost_connection_is_retried_on_a_fresh_one(manager: AsyncSessionManager, events: list[Event]) -> None:
+async def test_a_lost_connection_is_retried_on_a_fresh_one(
+    manager: AsyncSessionManager, events: list[Event]
+) -> None:
     pids: list[int] = []
 
     @retry_async_connection(config=FAST)
@@ -79,7 +86,9 @@ async def test_a_lost_connection_is_retried_on_a_fresh_one(manager: AsyncSession
 
 
 @pytest.mark.asyncio
-async def test_permanent_errors_are_raised_at_once(manager: AsyncSessionManager, events: list[Event]) -> None:
+async def test_permanent_errors_are_raised_at_once(
+    manager: AsyncSessionManager, events: list[Event]
+) -> None:
     calls = 0
 
     @retry_async_connection(config=FAST)
@@ -96,7 +105,9 @@ async def test_permanent_errors_are_raised_at_once(manager: AsyncSessionManager,
 
 
 @pytest.mark.asyncio
-async def test_no_retry_inside_a_transaction_that_already_did_work(manager: AsyncSessionManager) -> None:
+async def test_no_retry_inside_a_transaction_that_already_did_work(
+    manager: AsyncSessionManager,
+) -> None:
     calls = 0
 
     @retry_async_connection(config=FAST)
@@ -134,7 +145,9 @@ async def test_retries_stop_after_max_attempts(manager: AsyncSessionManager) -> 
 
 
 @pytest.mark.asyncio
-async def test_concurrent_serializable_transfers_all_commit_and_conserve_money(db_url: str, tables: None) -> None:
+async def test_concurrent_serializable_transfers_all_commit_and_conserve_money(
+    db_url: str, tables: None
+) -> None:
     config = BasePostgresConfig(url=db_url, pool=PoolSettings(size=16, max_overflow=0))
     async with AsyncSessionManager(config, plugins=[], autoload=False) as manager:
         retries: list[RetryScheduled] = []
@@ -152,7 +165,8 @@ async def test_concurrent_serializable_transfers_all_commit_and_conserve_money(d
                 src, dst = n % 4, (n + 1) % 4
                 a = await tx.accounts.get(src)
                 b = await tx.accounts.get(dst)
-                assert a is not None and b is not None
+                assert a is not None
+                assert b is not None
                 if attempts[n] == 1:
                     await first_attempts.wait()  # every first attempt reads before anyone writes
                 a.balance -= 10
@@ -168,7 +182,9 @@ async def test_concurrent_serializable_transfers_all_commit_and_conserve_money(d
         await asyncio.gather(*(transfer(n) for n in range(16)))
         assert len(attempts) == 16
         async with manager.get_session() as s:
-            balances = list((await s.execute(select(Account.balance).order_by(Account.id))).scalars())
+            balances = list(
+                (await s.execute(select(Account.balance).order_by(Account.id))).scalars()
+            )
         assert sum(balances) == 4000
         assert balances == [1000, 1000, 1000, 1000]  # each account sent 4 x 10 and received 4 x 10
         assert retries, "the forced overlap must have caused serialization failures"
@@ -177,7 +193,9 @@ async def test_concurrent_serializable_transfers_all_commit_and_conserve_money(d
 
 
 @pytest.mark.asyncio
-async def test_run_does_not_retry_application_errors_or_when_disabled(manager: AsyncSessionManager, tables: None) -> None:
+async def test_run_does_not_retry_application_errors_or_when_disabled(
+    manager: AsyncSessionManager, tables: None
+) -> None:
     uow = BankUnitOfWork(manager)
     calls = 0
 
@@ -206,7 +224,9 @@ async def test_run_does_not_retry_application_errors_or_when_disabled(manager: A
 
 
 @pytest.mark.asyncio
-async def test_run_returns_the_result_of_the_committed_attempt(manager: AsyncSessionManager, tables: None) -> None:
+async def test_run_returns_the_result_of_the_committed_attempt(
+    manager: AsyncSessionManager, tables: None
+) -> None:
     uow = BankUnitOfWork(manager)
 
     async def body(tx: BankTransaction) -> int:

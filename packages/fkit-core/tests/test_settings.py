@@ -11,7 +11,7 @@ from pydantic import SecretStr
 from sqlalchemy.pool import AsyncAdaptedQueuePool, NullPool, StaticPool
 
 from fkit_core import settings
-from fkit_core._engine import server_settings_for, transaction_settings_for
+from fkit_core._engine import transaction_settings_for
 from fkit_core.errors import ConfigurationError
 from fkit_core.settings import (
     BasePostgresConfig,
@@ -19,6 +19,7 @@ from fkit_core.settings import (
     PoolSettings,
     QuerySettings,
 )
+from fkit_core.settings._server import server_settings_for
 
 PASSWORD = "s3cr3t p@ss/w%rd:x"
 ENCODED_PASSWORD = "s3cr3t%20p%40ss%2Fw%25rd%3Ax"

@@ -51,7 +51,9 @@ async def test_transaction_commits_and_repositories_are_lazy(manager: AsyncSessi
 
 
 @pytest.mark.asyncio
-async def test_transaction_rolls_back_on_exception(manager: AsyncSessionManager, events: list[Event]) -> None:
+async def test_transaction_rolls_back_on_exception(
+    manager: AsyncSessionManager, events: list[Event]
+) -> None:
     uow = BankUnitOfWork(manager)
     with pytest.raises(RuntimeError, match="business rule"):
         async with uow.transaction() as tx:
@@ -62,7 +64,9 @@ async def test_transaction_rolls_back_on_exception(manager: AsyncSessionManager,
 
 
 @pytest.mark.asyncio
-async def test_transaction_rolls_back_on_cancellation(manager: AsyncSessionManager, events: list[Event]) -> None:
+async def test_transaction_rolls_back_on_cancellation(
+    manager: AsyncSessionManager, events: list[Event]
+) -> None:
     uow = BankUnitOfWork(manager)
     added = asyncio.Event()
 
@@ -87,7 +91,9 @@ async def test_a_failure_at_commit_reaches_the_caller(manager: AsyncSessionManag
     table = f"deferred_{uuid.uuid4().hex[:8]}"
     async with manager.get_transaction() as s:
         await s.execute(
-            text(f"CREATE TABLE {table} (v int, CONSTRAINT {table}_v UNIQUE (v) DEFERRABLE INITIALLY DEFERRED)")
+            text(
+                f"CREATE TABLE {table} (v int, CONSTRAINT {table}_v UNIQUE (v) DEFERRABLE INITIALLY DEFERRED)"
+            )
         )
     uow = AsyncSQLAlchemyUnitOfWork(manager)
     try:
@@ -101,7 +107,9 @@ async def test_a_failure_at_commit_reaches_the_caller(manager: AsyncSessionManag
 
 
 @pytest.mark.asyncio
-async def test_a_lost_connection_during_commit_is_an_unknown_outcome(manager: AsyncSessionManager) -> None:
+async def test_a_lost_connection_during_commit_is_an_unknown_outcome(
+    manager: AsyncSessionManager,
+) -> None:
     uow = BankUnitOfWork(manager)
     with pytest.raises(CommitOutcomeUnknownError, match="may or may not"):
         async with uow.transaction() as tx:
@@ -114,7 +122,9 @@ async def test_a_lost_connection_during_commit_is_an_unknown_outcome(manager: As
 
 
 @pytest.mark.asyncio
-async def test_query_is_read_only_and_commits_nothing(manager: AsyncSessionManager, events: list[Event]) -> None:
+async def test_query_is_read_only_and_commits_nothing(
+    manager: AsyncSessionManager, events: list[Event]
+) -> None:
     uow = BankUnitOfWork(manager)
     async with uow.transaction() as tx:
         await tx.accounts.add(1, "ada", 100)
@@ -130,7 +140,9 @@ async def test_query_is_read_only_and_commits_nothing(manager: AsyncSessionManag
 
 
 @pytest.mark.asyncio
-async def test_managed_session_commits_only_when_told(manager: AsyncSessionManager, events: list[Event]) -> None:
+async def test_managed_session_commits_only_when_told(
+    manager: AsyncSessionManager, events: list[Event]
+) -> None:
     uow = BankUnitOfWork(manager)
     async with uow.managed_session() as (tx, session):
         assert tx.session is session
@@ -149,7 +161,9 @@ async def test_managed_session_commits_only_when_told(manager: AsyncSessionManag
 
 
 @pytest.mark.asyncio
-async def test_a_failed_savepoint_rolls_back_alone(manager: AsyncSessionManager, events: list[Event]) -> None:
+async def test_a_failed_savepoint_rolls_back_alone(
+    manager: AsyncSessionManager, events: list[Event]
+) -> None:
     uow = BankUnitOfWork(manager)
     async with uow.transaction() as tx:
         await tx.accounts.add(1, "ada", 100)
@@ -200,7 +214,12 @@ async def test_characteristics_apply_per_transaction_and_never_leak(db_url: str)
             assert (await tx.session.execute(text("SELECT pg_backend_pid()"))).scalar() == pid
             after = [
                 (await tx.session.execute(text(f"SHOW {name}"))).scalar()
-                for name in ("transaction_isolation", "transaction_read_only", "statement_timeout", "lock_timeout")
+                for name in (
+                    "transaction_isolation",
+                    "transaction_read_only",
+                    "statement_timeout",
+                    "lock_timeout",
+                )
             ]
         assert after == ["read committed", "off", "0", "0"]
 
@@ -215,7 +234,9 @@ async def test_a_statement_timeout_per_transaction_fires(manager: AsyncSessionMa
 
 @pytest.mark.asyncio
 @pytest.mark.parametrize("level", list(IsolationLevel))
-async def test_every_isolation_level_in_a_uow(manager: AsyncSessionManager, level: IsolationLevel) -> None:
+async def test_every_isolation_level_in_a_uow(
+    manager: AsyncSessionManager, level: IsolationLevel
+) -> None:
     uow = AsyncSQLAlchemyUnitOfWork(manager)
     async with uow.transaction(level.value.replace(" ", "_").lower()) as tx:
         shown = (await tx.session.execute(text("SHOW transaction_isolation"))).scalar()
@@ -243,12 +264,16 @@ async def test_a_uow_from_the_sessionmaker_reports_like_one_from_the_manager(
             await tx.accounts.total()
     started = [e for e in events if isinstance(e, TransactionStarted)]
     assert started[0] == started[1]
-    assert started[0] == TransactionStarted("default", "primary", "transaction", "REPEATABLE READ", False, False)
+    assert started[0] == TransactionStarted(
+        "default", "primary", "transaction", "REPEATABLE READ", False, False
+    )
     assert [(e.kind, e.outcome) for e in _ended(events)] == [("transaction", "commit")] * 2
 
 
 @pytest.mark.asyncio
-async def test_a_uow_over_a_plain_sessionmaker_works_without_a_manager(db_url: str, tables: None) -> None:
+async def test_a_uow_over_a_plain_sessionmaker_works_without_a_manager(
+    db_url: str, tables: None
+) -> None:
     engine = create_async_engine(db_url)
     try:
         uow = AsyncSQLAlchemyUnitOfWork(async_sessionmaker(engine, expire_on_commit=False))

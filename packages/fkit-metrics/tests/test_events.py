@@ -8,7 +8,12 @@ from typing import TYPE_CHECKING
 import pytest
 from sqlalchemy import text
 
-from fkit_core import DatabaseError
+from fkit_core import (
+    AsyncSQLAlchemyUnitOfWork,
+    AsyncSQLAlchemyUowTransaction,
+    DatabaseError,
+    RetryConfig,
+)
 from fkit_core.errors import UniqueViolationError
 from fkit_core.events import LockAcquired, LockNotAcquired, RetryScheduled
 from fkit_metrics import PostgresMetrics
@@ -21,6 +26,10 @@ if TYPE_CHECKING:
     from fkit_core import AsyncSessionManager
 
     from .conftest import Scrape
+
+SERIALIZATION_FAILURE = (
+    "DO $$ BEGIN RAISE EXCEPTION 'conflict' USING ERRCODE = 'serialization_failure'; END $$"
+)
 
 
 @pytest.mark.asyncio
@@ -52,6 +61,9 @@ async def test_commits_rollbacks_and_cancellations_are_counted_by_kind_and_outco
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+    # A read-only query is rolled back on purpose: outcome "rollback", kind "query".
+    async with AsyncSQLAlchemyUnitOfWork(manager).query() as tx:
+        await tx.session.execute(text("SELECT 1"))
 
     scraped = scrape()
     counted = {
@@ -65,6 +77,7 @@ async def test_commits_rollbacks_and_cancellations_are_counted_by_kind_and_outco
         for outcome in ("commit", "error", "cancelled")
     }
     assert counted == {"commit": 3, "error": 2, "cancelled": 1}
+    assert scraped.value("fkit_postgres_transactions_total", kind="query", outcome="rollback") == 1
     assert (
         scraped.value(
             "fkit_postgres_transaction_duration_seconds_count", kind="transaction", engine="primary"
@@ -108,24 +121,49 @@ async def test_a_failing_statement_counts_under_its_sqlstate_class(
 
 
 @pytest.mark.asyncio
-async def test_retries_are_counted_by_reason(
+async def test_a_unit_of_work_retry_is_counted_by_its_reason(
     registry: CollectorRegistry,
     scrape: Callable[[], Scrape],
     make_manager: Callable[..., AsyncSessionManager],
 ) -> None:
-    # The Unit of Work's retry (fkit-core) emits RetryScheduled; until it lands, the
-    # test emits the events on the manager's bus as the retry loop will.
     manager = make_manager(PostgresMetrics(registry=registry))
     await manager.start()
-    for attempt in (1, 2):
-        manager.bus.emit(
-            RetryScheduled(manager.name, attempt, 0.01, "SerializationFailureError", "transfer")
+    policy = RetryConfig(max_attempts=3, initial_delay=0.001, max_delay=0.01, jitter=False)
+    uow = AsyncSQLAlchemyUnitOfWork(manager, retry=policy)
+    attempts = 0
+
+    async def work(tx: AsyncSQLAlchemyUowTransaction) -> int:
+        nonlocal attempts
+        attempts += 1
+        if attempts == 1:  # a real 40001 from the server, as a concurrent writer would cause
+            await tx.session.execute(text(SERIALIZATION_FAILURE))
+        return attempts
+
+    assert await uow.run(work) == 2
+    scraped = scrape()
+    assert scraped.value("fkit_postgres_retries_total", reason="SerializationFailureError") == 1
+    assert (
+        scraped.value(
+            "fkit_postgres_errors_total", sqlstate_class="40", error="SerializationFailureError"
         )
+        == 1
+    )
+    assert scraped.value("fkit_postgres_transactions_total", outcome="error") == 1
+    assert scraped.value("fkit_postgres_transactions_total", outcome="commit") == 1
+
+
+@pytest.mark.asyncio
+async def test_retry_reasons_that_are_not_class_names_are_never_labels(
+    registry: CollectorRegistry,
+    scrape: Callable[[], Scrape],
+    make_manager: Callable[..., AsyncSessionManager],
+) -> None:
+    manager = make_manager(PostgresMetrics(registry=registry))
+    await manager.start()
     manager.bus.emit(RetryScheduled(manager.name, 1, 0.01, "DeadlockDetectedError", "transfer"))
-    # A reason that is not a class name (message text) is never used as a label.
+    # An emitter that broke the contract and put message text in `reason`.
     manager.bus.emit(RetryScheduled(manager.name, 1, 0.01, "could not serialize access", "x"))
     scraped = scrape()
-    assert scraped.value("fkit_postgres_retries_total", reason="SerializationFailureError") == 2
     assert scraped.value("fkit_postgres_retries_total", reason="DeadlockDetectedError") == 1
     assert scraped.value("fkit_postgres_retries_total", reason="other") == 1
     assert "could not serialize" not in scraped.text

@@ -122,3 +122,38 @@ async def test_no_dsn_password_or_sql_text_appears_in_the_exposition(
         "SELECT",
     ):
         assert secret not in exposition, secret
+
+
+@pytest.mark.asyncio
+async def test_the_reference_dashboard_expressions_find_their_series(
+    db_url: str,
+    registry: CollectorRegistry,
+    scrape: Callable[[], Scrape],
+    make_manager: Callable[..., AsyncSessionManager],
+) -> None:
+    metrics = PostgresMetrics(prefix="myapp", service_name="identity-service", registry=registry)
+    manager = make_manager(metrics, replica_urls=[db_url])
+    await manager.start()
+    with pytest.raises(Exception, match="division by zero"):
+        async with manager.get_transaction() as session:
+            await session.execute(text("SELECT 1 / 0"))
+    scraped = scrape()
+
+    def label_sets(name: str) -> list[tuple[tuple[str, str], ...]]:
+        return sorted(tuple(sorted(s.labels.items())) for s in scraped.matching(name))
+
+    # (myapp_postgres_pool_checked_out / myapp_postgres_pool_size) * 100 divides one to
+    # one: both gauges have exactly the same label sets, one per engine.
+    sizes = label_sets("myapp_postgres_pool_size")
+    assert len(sizes) == 2
+    assert label_sets("myapp_postgres_pool_checked_out") == sizes
+    # histogram_quantile(0.95, rate(myapp_postgres_checkout_duration_seconds_bucket[5m]))
+    buckets = scraped.matching("myapp_postgres_checkout_duration_seconds_bucket", engine="primary")
+    assert buckets[-1].labels["le"] == "+Inf"
+    counts = [b.value for b in buckets]
+    assert counts == sorted(counts)
+    assert counts[-1] == scraped.value(
+        "myapp_postgres_checkout_duration_seconds_count", engine="primary"
+    )
+    # rate(myapp_postgres_errors_total[5m])
+    assert scraped.value("myapp_postgres_errors_total") == 1

@@ -14,8 +14,6 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from fkit_core.errors import ConfigurationError, MissingDependencyError
-from fkit_core.settings._kwargs import startup_settings_for
-from fkit_core.settings._server import server_settings_for
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL, Connection, Engine
@@ -26,7 +24,6 @@ __all__ = [
     "READ_UNCOMMITTED_OPTION",
     "build_engine",
     "is_fkit_engine",
-    "server_settings_for",
     "transaction_settings_for",
 ]
 
@@ -64,6 +61,11 @@ def transaction_settings_for(config: BasePostgresConfig) -> dict[str, str]:
     """
     if not config.pgbouncer:
         return {}
+    # Imported here: the transaction runner imports this module, and `import fkit_core`
+    # must not pay for pydantic-settings until settings are actually built.
+    from fkit_core.settings._kwargs import startup_settings_for
+    from fkit_core.settings._server import server_settings_for
+
     startup = startup_settings_for(config)
     return {
         name: value for name, value in server_settings_for(config).items() if name not in startup

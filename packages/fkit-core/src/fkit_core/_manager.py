@@ -21,7 +21,7 @@ from fkit_core._transaction import (
     TransactionSpec,
     raise_translated,
 )
-from fkit_core.errors import ManagerClosedError, PluginError
+from fkit_core.errors import ManagerClosedError, ManagerNotStartedError, PluginError
 from fkit_core.events import (
     EngineCreated,
     EngineRole,
@@ -115,6 +115,13 @@ class AsyncSessionManager:
         if self._state == "started":
             return
         self._check_open()
+        if announce and self.config.migrations.run_on_start:
+            # Starting on first use cannot await a migration run; silently skipping the
+            # migrations would run the service against an old schema.
+            raise ManagerNotStartedError(
+                "migrations.run_on_start is set, so this manager must be started with "
+                "`await manager.start()` (or `async with manager`) before it is used"
+            )
         try:
             plugins = resolve_plugins(self._explicit_plugins, self._autoload)
             for plugin in plugins:
@@ -195,6 +202,16 @@ class AsyncSessionManager:
                 await self._dispose_engines()
                 self._state = "new"
                 raise_translated(self, exc, "primary")
+                raise
+        migrations = self.config.migrations
+        if migrations.run_on_start and migrations.alembic_ini is not None:
+            from fkit_core._migrations import run_migrations
+
+            try:
+                await run_migrations(self, migrations.alembic_ini, migrations.revision)
+            except BaseException:
+                await self._dispose_engines()
+                self._state = "new"
                 raise
         self._announce_started()
 

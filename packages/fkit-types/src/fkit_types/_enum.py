@@ -77,7 +77,8 @@ class UnConstrainedEnum(FkitColumnType[E], Generic[E]):
         self._by_value: dict[str, E] = {m.value: m for m in enum_class}
 
     def __repr__(self) -> str:
-        extra = f", fallback={self.fallback}" if self.fallback is not None else ""
+        fallback = self.fallback
+        extra = f", fallback={self.enum_class.__name__}.{fallback.name}" if fallback is not None else ""
         return f"UnConstrainedEnum({self.enum_class.__name__}{extra})"
 
     @property
