@@ -199,3 +199,17 @@ async def test_a_null_pool_has_no_pool_gauges_but_still_times_checkouts(
     assert scraped.matching("fkit_postgres_pool_size") == []
     assert scraped.value("fkit_postgres_checkout_duration_seconds_count") == 2
     assert scraped.value("fkit_postgres_transactions_total", outcome="commit") == 1
+
+
+@pytest.mark.asyncio
+async def test_pools_of_two_managers_with_the_same_name_add_up(
+    registry: CollectorRegistry,
+    scrape: Callable[[], Scrape],
+    make_manager: Callable[..., AsyncSessionManager],
+) -> None:
+    metrics = PostgresMetrics(registry=registry)
+    await make_manager(metrics, pool=PoolSettings(size=2)).start()
+    await make_manager(metrics, pool=PoolSettings(size=3)).start()
+    sizes = scrape().matching("fkit_postgres_pool_size")
+    # One valid series, not two with identical labels (which Prometheus would reject).
+    assert [(s.labels["manager"], s.value) for s in sizes] == [("default", 5)]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import asyncpg
@@ -22,10 +21,11 @@ from fkit_testing import (
     launch_pgbouncer,
     launch_postgres,
 )
-from fkit_testing import _bouncer_setup
+from fkit_testing import _bouncer_setup as bouncer_setup
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
+    from pathlib import Path
 
 APT_HINT = "apt-get install pgbouncer"
 
@@ -88,9 +88,7 @@ async def test_pgbouncer_fronts_the_test_server(
     assert fkit_pgbouncer_url.startswith("postgresql://")
     assert fkit_pgbouncer_url != fkit_database_url
     assert fkit_pgbouncer_url.rsplit("/", 1)[1] == fkit_database_url.rsplit("/", 1)[1]
-    assert await system_identifier(fkit_pgbouncer_url) == await system_identifier(
-        fkit_database_url
-    )
+    assert await system_identifier(fkit_pgbouncer_url) == await system_identifier(fkit_database_url)
     # pgbouncer answers its own SHOW commands on the admin console.
     psql = find_postgres_bindir() / "psql"
     admin = fkit_pgbouncer_url.rsplit("/", 1)[0] + "/pgbouncer"
@@ -170,29 +168,30 @@ def test_stop_removes_pgbouncer_and_its_directory(
     bouncer.stop()  # a second stop does nothing
 
 
-@pytest.mark.asyncio
-async def test_pgbouncer_logs_in_to_the_server_with_the_urls_password(
-    reachable_base: Path,
-) -> None:
+async def current_user_through(direct: str, bouncer_url: str) -> object:
+    with pytest.raises(asyncpg.InvalidPasswordError):
+        await asyncpg.connect(direct)
+    conn = await asyncpg.connect(bouncer_url, statement_cache_size=0)
+    try:
+        return await conn.fetchval("select current_user")
+    finally:
+        await conn.close()
+
+
+def test_pgbouncer_logs_in_to_the_server_with_the_urls_password(reachable_base: Path) -> None:
     with launch_postgres(base_dir=reachable_base) as server:
         server.psql("create role fkit_pw login password 'se''cr et\"'")
         hba = server.data_dir / "pg_hba.conf"
         hba.write_text("host all fkit_pw 127.0.0.1/32 scram-sha-256\n" + hba.read_text())
         server.psql("select pg_reload_conf()")
-        direct = f"postgresql://fkit_pw@127.0.0.1:{server.port}/postgres"
-        with pytest.raises(asyncpg.InvalidPasswordError):
-            await asyncpg.connect(direct, password="wrong")
+        wrong = f"postgresql://fkit_pw:wrong@127.0.0.1:{server.port}/postgres"
         with launch_pgbouncer(
             f"postgresql+asyncpg://fkit_pw:se%27cr%20et%22@127.0.0.1:{server.port}/postgres"
         ) as bouncer:
             assert bouncer.url == f"postgresql://fkit_pw@127.0.0.1:{bouncer.port}/postgres"
             assert "cr et" not in (bouncer.directory / "pgbouncer.ini").read_text()
             assert (bouncer.directory / "userlist.txt").stat().st_mode & 0o077 == 0
-            conn = await asyncpg.connect(bouncer.url, statement_cache_size=0)
-            try:
-                assert await conn.fetchval("select current_user") == "fkit_pw"
-            finally:
-                await conn.close()
+            assert asyncio.run(current_user_through(wrong, bouncer.url)) == "fkit_pw"
     assert list(reachable_base.iterdir()) == []
 
 
@@ -215,7 +214,7 @@ def test_missing_pgbouncer_says_how_to_install_it(
     clean_env: pytest.MonkeyPatch, tmp_path: Path, fkit_database_url: str
 ) -> None:
     clean_env.setenv("PATH", str(tmp_path))
-    clean_env.setattr(_bouncer_setup, "_FALLBACK_DIRS", ())
+    clean_env.setattr(bouncer_setup, "_FALLBACK_DIRS", ())
     with pytest.raises(LauncherError, match=f"pgbouncer is not installed.*{APT_HINT}"):
         find_pgbouncer()
     with pytest.raises(LauncherError, match=f"pgbouncer is not installed.*{APT_HINT}"):

@@ -27,6 +27,8 @@ with launch_postgres() as server:
     time.sleep(600)
 """
 
+REAPER = [sys.executable, "-m", "fkit_testing._reaper"]
+
 # Owns a primary, its replica and a pgbouncer in front of the primary.
 PAIR_AND_BOUNCER_OWNER = """
 import json, sys, time
@@ -98,7 +100,7 @@ def test_reaper_cleans_up_after_the_owner_dies(
     wait_removed(info, eventually, process_gone)
 
 
-@pytest.mark.parametrize("owner", [PAIR_AND_BOUNCER_OWNER], indirect=True)
+@pytest.mark.parametrize("owner", [PAIR_AND_BOUNCER_OWNER], indirect=True, ids=["pair+bouncer"])
 def test_reaper_removes_replica_and_pgbouncer_after_sigkill(
     owner: tuple[subprocess.Popen[str], list[dict[str, Any]]],
     eventually: Callable[[Callable[[], bool], str], None],
@@ -153,8 +155,7 @@ def test_reaper_only_kills_from_a_pid_file_in_its_directory(tmp_path: Path) -> N
     own = Path(tempfile.mkdtemp(prefix="fkit-pg-"))
     try:
         done = subprocess.run(
-            [sys.executable, "-m", "fkit_testing._reaper", str(own)]
-            + ["--pidfile", str(tmp_path / "other.pid")],
+            [*REAPER, str(own), "--pidfile", str(tmp_path / "other.pid")],
             stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,
@@ -176,8 +177,7 @@ def test_stale_pid_file_does_not_kill_another_process(
     try:
         (own / "pgbouncer.pid").write_text(f"{bystander.pid}\n")
         done = subprocess.run(
-            [sys.executable, "-m", "fkit_testing._reaper", str(own)]
-            + ["--pidfile", str(own / "pgbouncer.pid")],
+            [*REAPER, str(own), "--pidfile", str(own / "pgbouncer.pid")],
             stdin=subprocess.DEVNULL,
             capture_output=True,
             check=False,

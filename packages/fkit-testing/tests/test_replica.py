@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import asyncpg
@@ -21,6 +20,7 @@ from fkit_testing import (
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from pathlib import Path
 
 
 async def fetch(url: str, sql: str) -> object:
@@ -121,7 +121,12 @@ def test_start_replica_and_stop_remove_everything(
         assert repr(replica).startswith("<PostgresReplica postgresql://")
         assert replica.psql("show work_mem") == "8MB"
         assert replica.psql("select pg_is_in_recovery()") == "t"
-        pid, reaper, directory, port = replica.pid, replica.reaper_pid, replica.directory, replica.port
+        pid, reaper, directory, port = (
+            replica.pid,
+            replica.reaper_pid,
+            replica.directory,
+            replica.port,
+        )
         assert directory.parent == primary.directory.parent
     finally:
         replica.stop()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import os
 import re
+import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Literal, get_args
 
@@ -207,14 +208,18 @@ class PostgresMetrics:
             self.multiprocess_mode,
         )
         families = metric_set_for(self.registry, spec)
-        previous = self._wirings.pop(id(manager), None)
-        if previous is not None:
-            previous.close()
+        self._forget(id(manager))
         self._wirings[id(manager)] = ManagerWiring(families, manager, self._constant_values)
+        # The installed plugin lives as long as the process; a manager dropped without
+        # close() must not stay wired (its id may be reused by a later manager).
+        weakref.finalize(manager, self._forget, id(manager))
 
     def teardown(self, manager: AsyncSessionManager) -> None:
         """Drop ``manager``'s pool gauges and health series and unsubscribe (on close)."""
-        wiring = self._wirings.pop(id(manager), None)
+        self._forget(id(manager))
+
+    def _forget(self, manager_id: int) -> None:
+        wiring = self._wirings.pop(manager_id, None)
         if wiring is not None:
             wiring.close()
 

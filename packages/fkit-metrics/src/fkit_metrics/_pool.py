@@ -14,7 +14,14 @@ get a connection. :func:`timed_pool_class` subclasses the engine's pool class an
 engine is created. A subclass, rather than wrapping the method on the pool instance,
 survives ``engine.dispose()``, which replaces the pool with ``pool.recreate()`` (that is
 ``self.__class__(...)``), and needs no private attribute. The pool timeout is counted
-there too, where SQLAlchemy raises it.
+there too, where SQLAlchemy raises it. Hold times come from the public ``checkout`` and
+``checkin`` pool events.
+
+**Multiprocess mode.** A custom collector cannot be read across processes, so there the
+pool gauges are set after every checkout and every return instead. SQLAlchemy has no
+event after a connection is back in the queue (``checkin`` fires just before), so the
+subclass also extends ``Pool._return_conn``, the one private method this module touches,
+and only in that mode.
 """
 
 from __future__ import annotations
@@ -37,6 +44,8 @@ if TYPE_CHECKING:
     from fkit_core import AsyncSessionManager
 
 __all__ = ["PoolCollector", "hold_timers", "pool_gauge_specs", "pool_status", "timed_pool_class"]
+
+_CHECKED_OUT_AT = "fkit_metrics.checked_out_at"
 
 _GAUGES = (
     ("pool_size", "Connections the pool keeps open at most, overflow not counted (pool_size)"),
@@ -181,9 +190,6 @@ def timed_pool_class(
 
     FkitTimedPool.__name__ = FkitTimedPool.__qualname__ = f"FkitTimed{base.__name__}"
     return FkitTimedPool
-
-
-_CHECKED_OUT_AT = "fkit_metrics.checked_out_at"
 
 
 def hold_timers(
