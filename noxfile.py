@@ -3,6 +3,8 @@
 Sessions:
     tests            the whole suite in the workspace environment (what `uv run pytest` runs)
     package-<name>   one distribution installed alone (plus its test tools) running its own tests
+    packages         every package-<name> session
+    wheels           each built wheel installed alone in a clean venv and imported
     lint             ruff check and ruff format --check
     typing           mypy --strict on every package's src/
     matrix           Python x SQLAlchemy x driver; `nox -s matrix` runs the full product
@@ -84,12 +86,26 @@ def tests(session: nox.Session) -> None:
     session.run("pytest", *session.posargs)
 
 
-@nox.session(python=PYTHONS[0])
-@nox.parametrize("package", list(PACKAGES))
-def package(session: nox.Session, package: str) -> None:
-    """One distribution installed alone in an exact environment, running its own tests."""
-    session.install(*PACKAGES[package], *TEST_TOOLS)
-    session.run("pytest", f"packages/{package}/tests", "-p", "no:cacheprovider", *session.posargs)
+def _package_session(package: str) -> None:
+    def run(session: nox.Session) -> None:
+        session.install(*PACKAGES[package], *TEST_TOOLS)
+        session.run(
+            "pytest", f"packages/{package}/tests", "-p", "no:cacheprovider", *session.posargs
+        )
+
+    run.__doc__ = f"{package} alone (plus its test tools) in an exact environment, running its tests."
+    nox.session(python=PYTHONS[0], name=f"package-{package}")(run)
+
+
+for _package in PACKAGES:
+    _package_session(_package)
+
+
+@nox.session(python=False)
+def packages(session: nox.Session) -> None:
+    """Every package-<name> session."""
+    for package in PACKAGES:
+        session.notify(f"package-{package}", session.posargs)
 
 
 @nox.session(python=PYTHONS[0])
@@ -140,7 +156,9 @@ DIAGONAL = [("3.11", "2.0", "psycopg"), ("3.12", "2.1", "asyncpg"), ("3.13", "2.
 def diagonal(session: nox.Session) -> None:
     """Every value of every matrix axis at least once (what CI runs on every change)."""
     for python, sqlalchemy, driver in DIAGONAL:
-        session.notify(f"matrix-{python}(driver='{driver}', sqlalchemy='{sqlalchemy}')", session.posargs)
+        session.notify(
+            f"matrix-{python}(driver='{driver}', sqlalchemy='{sqlalchemy}')", session.posargs
+        )
 
 
 @nox.session(python=PYTHONS[0])
@@ -149,7 +167,17 @@ def wheels(session: nox.Session) -> None:
     dist = Path(session.create_tmp()) / "dist"
     names = sorted(p.name for p in ROOT.glob("packages/fkit-*") if (p / "pyproject.toml").is_file())
     for name in names:
-        session.run("uv", "build", "--package", name, "--wheel", "--out-dir", str(dist), silent=True, external=True)
+        session.run(
+            "uv",
+            "build",
+            "--package",
+            name,
+            "--wheel",
+            "--out-dir",
+            str(dist),
+            silent=True,
+            external=True,
+        )
     core_wheel = next(dist.glob("fkit_core-*.whl"))
     for name in names:
         module = name.replace("-", "_")

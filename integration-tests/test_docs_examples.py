@@ -58,7 +58,9 @@ def test_example_runs(code: str, fkit_database_url: str, tmp_path: Path) -> None
     if is_pytest_example:
         script = tmp_path / "test_example.py"
         # The configuration fkit-testing's README tells users to have.
-        (tmp_path / "pytest.ini").write_text("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+        (tmp_path / "pytest.ini").write_text(
+            "[pytest]\nasyncio_default_fixture_loop_scope = function\n"
+        )
         command = [
             sys.executable,
             "-m",

@@ -44,6 +44,18 @@ def is_fkit_engine(engine: Engine) -> bool:
     return engine in _FKIT_ENGINES
 
 
+def _psycopg_back_to_server_defaults(dbapi_connection: Any, _record: Any) -> None:
+    # SQLAlchemy resets psycopg's read_only/deferrable to False, not to "unset", so the
+    # next transaction would say BEGIN READ WRITE, which a hot standby refuses. Unset
+    # (None) means plain BEGIN, as before any read-only transaction ran.
+    if dbapi_connection is None:
+        return
+    if getattr(dbapi_connection, "read_only", None) is False:
+        dbapi_connection.set_read_only(None)
+    if getattr(dbapi_connection, "deferrable", None) is False:
+        dbapi_connection.set_deferrable(None)
+
+
 def _begin_read_uncommitted(connection: Connection) -> None:
     if connection.get_execution_options().get(READ_UNCOMMITTED_OPTION):
         connection.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL READ UNCOMMITTED")
@@ -126,6 +138,8 @@ def build_engine(config: BasePostgresConfig, url: URL, options: dict[str, Any]) 
     # Registered first: listeners run in registration order, and SET TRANSACTION must
     # precede every other statement of the transaction.
     event.listen(engine.sync_engine, "begin", _begin_read_uncommitted)
+    if url.get_driver_name() == "psycopg":
+        event.listen(engine.sync_engine.pool, "checkin", _psycopg_back_to_server_defaults)
     settings = transaction_settings_for(config)
     if settings:
         _install_transaction_settings(engine, settings)

@@ -379,7 +379,7 @@ class AsyncSessionManager:
         deferrable: bool | None = None,
         statement_timeout: float | None = None,
         lock_timeout: float | None = None,
-    ) -> ManagedTransaction:
+    ) -> ManagedTransaction[AsyncSession]:
         """A session inside a transaction: committed on success, rolled back on error or cancel.
 
         Use as ``async with manager.get_transaction() as session:``. Database errors are

@@ -12,7 +12,7 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from time import perf_counter
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from sqlalchemy import event, text
 
@@ -165,8 +165,14 @@ _SET_CONFIG = {
 _READ_UNCOMMITTED = text("SET TRANSACTION ISOLATION LEVEL READ UNCOMMITTED")
 
 
-class ManagedTransaction:
-    """An async context manager around one session's transaction; yields the session.
+T = TypeVar("T")
+
+
+class ManagedTransaction(Generic[T]):
+    """An async context manager around one session's transaction.
+
+    ``async with`` yields the session (``ManagedTransaction[AsyncSession]``), or what
+    ``wrap`` builds from it (the Unit of Work's transaction objects).
 
     Not constructed directly: use ``manager.get_transaction()`` or the Unit of Work.
 
@@ -238,7 +244,7 @@ class ManagedTransaction:
                 params[f"n{i}"], params[f"v{i}"] = name, value
             await session.execute(_SET_CONFIG[len(settings)], params)
 
-    async def __aenter__(self) -> Any:
+    async def __aenter__(self) -> T:
         owner = self._owner
         spec = self._spec
         self._token = owner._enter_work()
@@ -285,7 +291,8 @@ class ManagedTransaction:
                 )
             )
             self._scope.__enter__()
-        return self.session if self._wrap is None else self._wrap(self.session)
+        value: T = self.session if self._wrap is None else self._wrap(self.session)  # type: ignore[assignment]
+        return value
 
     async def __aexit__(
         self,

@@ -144,7 +144,11 @@ def translate_error(exc: BaseException) -> DatabaseError | PoolTimeoutError | No
     if known is not None:
         return known(message + suffix, sqlstate=sqlstate)
     invalidated = is_dbapi and getattr(exc, "connection_invalidated", False)
-    if invalidated or (sqlstate or "").startswith("08") or isinstance(exc, OSError):
+    # psycopg raises OperationalError without a SQLSTATE when libpq itself fails
+    # (refused, unreachable, dropped): the server never answered with an error.
+    orig = getattr(exc, "orig", None)
+    unreachable = sqlstate is None and type(orig).__name__ == "OperationalError"
+    if invalidated or unreachable or (sqlstate or "").startswith("08") or isinstance(exc, OSError):
         return ConnectionLostError(
             f"the connection to PostgreSQL was lost: {message}{suffix}", sqlstate=sqlstate
         )

@@ -21,7 +21,7 @@ _SPEC = TransactionSpec("transaction", flush_before_commit=True)
 
 def create_db_context(
     session_maker: async_sessionmaker[AsyncSession] | AsyncSessionManager,
-) -> Callable[[], ManagedTransaction]:
+) -> Callable[[], ManagedTransaction[AsyncSession]]:
     """A factory of one-transaction sessions for background jobs and CLI commands.
 
     ``async with db_context() as session:`` commits when the block ends and rolls back
@@ -35,7 +35,7 @@ def create_db_context(
     """
     source: Any = session_maker
 
-    def db_context() -> ManagedTransaction:
+    def db_context() -> ManagedTransaction[AsyncSession]:
         if hasattr(source, "session_maker_for"):
             return ManagedTransaction(source, source.session_maker(), _SPEC)
         return ManagedTransaction(owner_of(source), source(), _SPEC)

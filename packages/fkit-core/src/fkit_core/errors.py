@@ -111,7 +111,7 @@ class DatabaseError(FkitError):
 
 
 class ConnectionLostError(DatabaseError, ConnectionError):
-    """The connection to the server broke (SQLSTATE class 08, or a dropped socket)."""
+    """The connection to the server broke or could not be made (class 08, a dropped socket)."""
 
 
 class AdminShutdownError(ConnectionLostError):
