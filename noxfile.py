@@ -93,7 +93,7 @@ def _package_session(package: str) -> None:
             "pytest", f"packages/{package}/tests", "-p", "no:cacheprovider", *session.posargs
         )
 
-    run.__doc__ = f"{package} alone (plus its test tools) in an exact environment, running its tests."
+    run.__doc__ = f"{package} alone (plus test tools) in an exact environment, running its tests."
     nox.session(python=PYTHONS[0], name=f"package-{package}")(run)
 
 

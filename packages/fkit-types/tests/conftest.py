@@ -29,7 +29,9 @@ if TYPE_CHECKING:
 
 # FKIT_TEST_DRIVER narrows the run to one driver (the nox matrix does); by default both run.
 DRIVERS = (
-    [os.environ["FKIT_TEST_DRIVER"]] if os.environ.get("FKIT_TEST_DRIVER") else ["asyncpg", "psycopg"]
+    [os.environ["FKIT_TEST_DRIVER"]]
+    if os.environ.get("FKIT_TEST_DRIVER")
+    else ["asyncpg", "psycopg"]
 )
 
 

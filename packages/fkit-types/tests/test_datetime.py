@@ -70,7 +70,8 @@ async def test_aware_values_round_trip_as_utc(zoned: AsyncSessionManager) -> Non
     local = datetime(2024, 7, 1, 15, 0, tzinfo=ZoneInfo("Asia/Tokyo"))  # 06:00 UTC
     async with zoned.get_transaction() as session:
         meeting = Meeting(title="t", starts_at=local)
-        assert meeting.starts_at == local and _is_utc(meeting.starts_at)  # converted on assignment
+        assert meeting.starts_at == local
+        assert _is_utc(meeting.starts_at)  # converted on assignment
         session.add(meeting)
     async with zoned.get_transaction() as session:
         loaded = await session.get(Meeting, meeting.id)
@@ -104,7 +105,8 @@ async def test_server_timestamps_are_the_true_instant(
         transaction_now = await session.scalar(text("SELECT now()"))
     after = datetime.now(UTC)
     # Fetched through RETURNING: readable after the transaction without any I/O.
-    assert _is_utc(meeting.created_at) and _is_utc(meeting.updated_at)
+    assert _is_utc(meeting.created_at)
+    assert _is_utc(meeting.updated_at)
     assert meeting.created_at == meeting.updated_at == transaction_now
     # The stored instant is the real one, not shifted by the zone's offset (3 or 7-8 hours);
     # one second of slack covers the clocks' resolution.

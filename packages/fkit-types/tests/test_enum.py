@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from fkit_core import AsyncSessionManager
 
 
-class Role(str, enum.Enum):
+class Role(str, enum.Enum):  # noqa: UP042 - the reference kit's spelling, kept on purpose
     ADMIN = "admin"
     USER = "user"
     GUEST = "guest"
@@ -127,9 +127,10 @@ async def test_a_longer_new_member_needs_no_migration(manager: AsyncSessionManag
         new_id = await session.scalar(
             insert(members_v2).values(role=longest, lenient=longest).returning(members_v2.c.id)
         )
-        assert await session.scalar(
-            select(members_v2.c.role).where(members_v2.c.id == new_id)
-        ) is longest
+        assert (
+            await session.scalar(select(members_v2.c.role).where(members_v2.c.id == new_id))
+            is longest
+        )
     async with manager.get_transaction() as session:
         # The older release reads the fallback where it has one...
         lenient = await session.scalar(select(Member.lenient).where(Member.id == new_id))

@@ -31,6 +31,7 @@ from .conftest import create_tables
 if TYPE_CHECKING:
     from fkit_core import AsyncSessionManager
 
+
 class Color(enum.Enum):
     RED = "red"
     BLUE = "blue"
@@ -93,7 +94,10 @@ async def test_model_list_and_adapter_types_round_trip(manager: AsyncSessionMana
     event = StrictEvent(
         at=datetime(2024, 5, 1, 12, 30, tzinfo=UTC), id=uuid.uuid4(), took=timedelta(seconds=90)
     )
-    items = [Item(sku="a", qty=2, price=Decimal("9.990")), Item(sku="b", qty=1, price=Decimal("0.1"))]
+    items = [
+        Item(sku="a", qty=2, price=Decimal("9.990")),
+        Item(sku="b", qty=1, price=Decimal("0.1")),
+    ]
     async with manager.get_transaction() as session:
         account = Account(name="ann", prefs=_prefs(), items=items, scores={"x": 3}, event=event)
         session.add(account)
@@ -125,7 +129,9 @@ async def test_none_is_sql_null(manager: AsyncSessionManager) -> None:
 
 @pytest.mark.asyncio
 async def test_a_dict_assigned_becomes_the_model(manager: AsyncSessionManager) -> None:
-    account = Account(name="d", prefs={"theme": "light", "address": {"city": "Rome", "zipCode": "1"}})
+    account = Account(
+        name="d", prefs={"theme": "light", "address": {"city": "Rome", "zipCode": "1"}}
+    )
     assert isinstance(account.prefs, Preferences)
     assert account.prefs.address == Address(city="Rome", zipCode="1")
 
@@ -203,9 +209,7 @@ async def test_where_clauses_on_json_paths(manager: AsyncSessionManager) -> None
         assert await names(Account.items.contains([{"sku": "s2"}])) == ["b"]
         assert await names(Account.items[0]["qty"].as_integer() > 1) == ["b"]
         assert await names(Account.prefs == _prefs("dark")) == ["a"]
-        element = await session.scalar(
-            select(Account.prefs["address"]).where(Account.name == "a")
-        )
+        element = await session.scalar(select(Account.prefs["address"]).where(Account.name == "a"))
         assert element == {"city": "Oslo", "zipCode": "0150"}  # an element is plain JSON
 
 
@@ -263,7 +267,9 @@ def test_json_dumps_is_compact_json() -> None:
 
 
 def test_repr_and_python_type() -> None:
-    assert repr(PydanticJSONB(list[Item], mutable=True)) == "PydanticJSONB(list[Item], mutable=True)"
+    assert (
+        repr(PydanticJSONB(list[Item], mutable=True)) == "PydanticJSONB(list[Item], mutable=True)"
+    )
     assert repr(PydanticJSONB(Scores)) == "PydanticJSONB(dict[str, int])"
     assert repr(PydanticJSONB(Address | None)) == "PydanticJSONB(Address | None)"
     assert PydanticJSONB(list[Item]).python_type is list

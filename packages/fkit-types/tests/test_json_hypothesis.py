@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from fkit_core import AsyncSessionManager
 
 
-class Color(str, enum.Enum):
+class Color(enum.StrEnum):
     RED = "red"
     GREEN = "green"
 
@@ -75,9 +75,7 @@ class Record(IdentityPrimaryKeyMixin, Base):
 texts = st.text(st.characters(exclude_characters="\x00", exclude_categories=("Cs",)), max_size=20)
 # Fixed offsets: a ZoneInfo time in a DST fold never compares equal to the same instant in
 # another zone (PEP 495), and pydantic writes offsets to the minute (no local mean time).
-zones = st.sampled_from(
-    [UTC, *(timezone(timedelta(minutes=m)) for m in (180, -420, 330, -570))]
-)
+zones = st.sampled_from([UTC, *(timezone(timedelta(minutes=m)) for m in (180, -420, 330, -570))])
 addresses = st.builds(Address, street=texts, city=texts, zip_code=st.none() | texts)
 
 

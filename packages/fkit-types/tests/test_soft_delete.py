@@ -32,7 +32,9 @@ class Folder(IdentityPrimaryKeyMixin, Base):
     __tablename__ = "folders"
 
     name: Mapped[str] = mapped_column(String(20))
-    documents: Mapped[list[Document]] = relationship(back_populates="folder", order_by="Document.id")
+    documents: Mapped[list[Document]] = relationship(
+        back_populates="folder", order_by="Document.id"
+    )
 
 
 class Document(IdentityPrimaryKeyMixin, SoftDeleteMixin, Base):
@@ -51,13 +53,14 @@ async def _folder_with_one_deleted(manager: AsyncSessionManager) -> tuple[int, i
         session.add_all([folder, kept, gone])
         await session.flush()
         gone.soft_delete()
-        assert gone.is_deleted and gone.deleted_at is not None  # known before the flush
+        assert gone.is_deleted  # known before the flush
+        assert gone.deleted_at is not None
     return folder.id, kept.id, gone.id
 
 
 @pytest.mark.asyncio
 async def test_selects_leave_deleted_rows_out(manager: AsyncSessionManager) -> None:
-    folder_id, kept_id, gone_id = await _folder_with_one_deleted(manager)
+    _, kept_id, gone_id = await _folder_with_one_deleted(manager)
     async with manager.get_transaction() as session:
         stored = await session.scalar(
             text("SELECT deleted_at IS NOT NULL FROM documents WHERE id = :id"), {"id": gone_id}
@@ -74,19 +77,20 @@ async def test_selects_leave_deleted_rows_out(manager: AsyncSessionManager) -> N
 
 @pytest.mark.asyncio
 async def test_include_deleted_brings_them_back(manager: AsyncSessionManager) -> None:
-    folder_id, kept_id, gone_id = await _folder_with_one_deleted(manager)
+    _, kept_id, gone_id = await _folder_with_one_deleted(manager)
     async with manager.get_transaction() as session:
         every = await session.scalars(
             select(Document).order_by(Document.id).execution_options(include_deleted=True)
         )
         assert [d.id for d in every] == [kept_id, gone_id]
         gone = await session.get(Document, gone_id, execution_options={INCLUDE_DELETED: True})
-        assert gone is not None and gone.is_deleted
+        assert gone is not None
+        assert gone.is_deleted
 
 
 @pytest.mark.asyncio
 async def test_relationship_loads_leave_deleted_rows_out(manager: AsyncSessionManager) -> None:
-    folder_id, kept_id, gone_id = await _folder_with_one_deleted(manager)
+    folder_id, _, _ = await _folder_with_one_deleted(manager)
     async with manager.get_transaction() as session:
         folder = await session.scalar(
             select(Folder).options(selectinload(Folder.documents)).where(Folder.id == folder_id)
@@ -122,7 +126,7 @@ async def test_relationship_loads_leave_deleted_rows_out(manager: AsyncSessionMa
 
 @pytest.mark.asyncio
 async def test_restore_and_refresh_of_a_deleted_object(manager: AsyncSessionManager) -> None:
-    folder_id, kept_id, gone_id = await _folder_with_one_deleted(manager)
+    _, kept_id, gone_id = await _folder_with_one_deleted(manager)
     async with manager.get_transaction() as session:
         gone = await session.get(Document, gone_id, execution_options={"include_deleted": True})
         assert gone is not None

@@ -78,7 +78,9 @@ class UnConstrainedEnum(FkitColumnType[E], Generic[E]):
 
     def __repr__(self) -> str:
         fallback = self.fallback
-        extra = f", fallback={self.enum_class.__name__}.{fallback.name}" if fallback is not None else ""
+        extra = (
+            f", fallback={self.enum_class.__name__}.{fallback.name}" if fallback is not None else ""
+        )
         return f"UnConstrainedEnum({self.enum_class.__name__}{extra})"
 
     @property
