@@ -12,15 +12,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from fkit_core._bus import EventBus
 from fkit_core._health import HealthReport, check_engine
 from fkit_core._isolation import IsolationLevelLike, parse_isolation_level
+from fkit_core._owner import ENGINE_INFO_KEY, MANAGER_INFO_KEY
 from fkit_core._plugins import Plugin, resolve_plugins
 from fkit_core._replicas import ReplicaRouter
-from fkit_core._transaction import (
-    ENGINE_INFO_KEY,
-    MANAGER_INFO_KEY,
-    ManagedTransaction,
-    TransactionSpec,
-    raise_translated,
-)
+from fkit_core._transaction import ManagedTransaction, TransactionSpec
+from fkit_core._txevents import raise_translated
+from fkit_core._work import TrackedSession, WorkTracker
 from fkit_core.errors import ManagerClosedError, ManagerNotStartedError, PluginError
 from fkit_core.events import (
     EngineCreated,
@@ -91,8 +88,7 @@ class AsyncSessionManager:
         self._state: State = "new"
         self._engines: dict[str, AsyncEngine] = {}
         self._makers: dict[str, async_sessionmaker[AsyncSession]] = {}
-        self._in_flight: dict[object, asyncio.Task[Any] | None] = {}
-        self._drained: asyncio.Event | None = None
+        self._work = WorkTracker()
         self._closed_event: asyncio.Event | None = None
         self._router: ReplicaRouter
 
@@ -245,10 +241,10 @@ class AsyncSessionManager:
         self._state = "closing"
         self._closed_event = asyncio.Event()
         if self.bus.wants(ManagerClosing):
-            self.bus.emit(ManagerClosing(self.name, len(self._in_flight), timeout))
+            self.bus.emit(ManagerClosing(self.name, len(self._work), timeout))
         cancelled = 0
         try:
-            cancelled = await self._drain(timeout)
+            cancelled = await self._work.drain(timeout)
         finally:
             await self._dispose_engines()
             self._state = "closed"
@@ -264,30 +260,6 @@ class AsyncSessionManager:
             self.bus.emit(ManagerClosed(self.name, cancelled))
 
     dispose = close
-
-    async def _drain(self, timeout: float) -> int:
-        current = asyncio.current_task()
-        # Work held by the task calling close() cannot finish while we wait for it.
-        waiting = {t for t in self._in_flight.values() if t is not current}
-        if not waiting:
-            return 0
-        self._drained = asyncio.Event()
-        try:
-            await asyncio.wait_for(self._drained.wait(), timeout)
-            return 0
-        except TimeoutError:
-            pass
-        tasks = {
-            t
-            for t in self._in_flight.values()
-            if t is not None and t is not current and not t.done()
-        }
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            # Give cancelled work a moment to roll back before the engines go away.
-            await asyncio.wait(tasks, timeout=max(timeout, 5.0))
-        return len(tasks)
 
     async def _dispose_engines(self) -> None:
         engines = list(self._engines.values())
@@ -308,24 +280,15 @@ class AsyncSessionManager:
 
     def _enter_work(self) -> object:
         self._check_open()
-        token = object()
-        try:
-            task = asyncio.current_task()
-        except RuntimeError:
-            task = None
-        self._in_flight[token] = task
-        return token
+        return self._work.enter()
 
     def _leave_work(self, token: object | None) -> None:
-        self._in_flight.pop(token, None)
-        drained = self._drained
-        if drained is not None and not self._in_flight:
-            drained.set()
+        self._work.leave(token)
 
     @property
     def in_flight(self) -> int:
         """Transactions and sessions currently running."""
-        return len(self._in_flight)
+        return len(self._work)
 
     # -- engines and sessions ---------------------------------------------------------
 
@@ -347,7 +310,7 @@ class AsyncSessionManager:
         self._start_sync()
         return dict(self._engines)
 
-    def get_session(self, role: Literal["primary", "replica"] = "primary") -> _TrackedSession:
+    def get_session(self, role: Literal["primary", "replica"] = "primary") -> TrackedSession:
         """A plain session, closed when the block ends; no transaction is managed.
 
         Use as ``async with manager.get_session() as session:``.
@@ -360,7 +323,7 @@ class AsyncSessionManager:
             ManagerClosedError: The manager is closing or closed.
         """
         self._start_sync()
-        return _TrackedSession(self, self.session_maker_for(role)())
+        return TrackedSession(self, self.session_maker_for(role)())
 
     def session_maker_for(
         self, role: Literal["primary", "replica"] = "primary"
@@ -443,27 +406,6 @@ class AsyncSessionManager:
 
 SessionManager = AsyncSessionManager
 """Short alias of :class:`AsyncSessionManager`."""
-
-
-class _TrackedSession:
-    """Async context manager yielding a plain session counted as in-flight work."""
-
-    __slots__ = ("_manager", "_session", "_token")
-
-    def __init__(self, manager: AsyncSessionManager, session: AsyncSession) -> None:
-        self._manager = manager
-        self._session = session
-        self._token: object | None = None
-
-    async def __aenter__(self) -> AsyncSession:
-        self._token = self._manager._enter_work()
-        return self._session
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        try:
-            await self._session.close()
-        finally:
-            self._manager._leave_work(self._token)
 
 
 def create_async_session_manager(

@@ -7,15 +7,12 @@ import logging
 from time import perf_counter
 from typing import TYPE_CHECKING
 
-from fkit_core._bus import TransactionScope
-from fkit_core._transaction import ENGINE_INFO_KEY, owner_of, raise_translated
-from fkit_core._translate import translate_error
-from fkit_core.errors import CommitOutcomeUnknownError, ConnectionLostError
-from fkit_core.events import (
-    TransactionEnded,
-    TransactionKind,
-    TransactionOutcome,
-    TransactionStarted,
+from fkit_core._owner import ENGINE_INFO_KEY, owner_of
+from fkit_core._txevents import (
+    enter_transaction,
+    exit_transaction,
+    raise_commit_failure,
+    raise_translated,
 )
 
 if TYPE_CHECKING:
@@ -23,6 +20,11 @@ if TYPE_CHECKING:
     from types import TracebackType
 
     from sqlalchemy.ext.asyncio import AsyncSession, AsyncSessionTransaction
+
+    from fkit_core.events import (
+        TransactionKind,
+        TransactionOutcome,
+    )
 
 __all__ = ["SessionTransaction", "get_transaction", "savepoint"]
 
@@ -84,21 +86,9 @@ class SessionTransaction:
             self._owner._leave_work(self._token)
             raise_translated(self._owner, exc, self._engine_name)
             raise
-        bus = self._owner.bus
-        kind = self._kind
-        if bus.wants(TransactionStarted):
-            bus.emit(
-                TransactionStarted(
-                    self._owner.name, self._engine_name, kind, None, False, self._nested
-                )
-            )
-        if bus.has_scope_hooks:
-            self._scope = bus.scope(
-                TransactionScope(
-                    self._owner.name, self._engine_name, kind, None, False, self._nested, session
-                )
-            )
-            self._scope.__enter__()
+        self._scope = enter_transaction(
+            self._owner, session, self._engine_name, self._kind, None, False, self._nested
+        )
         return session
 
     async def __aexit__(
@@ -119,15 +109,10 @@ class SessionTransaction:
         except BaseException as commit_exc:
             await self._rollback(tx)
             self._end(commit_exc, "error")
-            translated = translate_error(commit_exc)
-            if not self._nested and isinstance(translated, ConnectionLostError):
-                raise CommitOutcomeUnknownError(
-                    "the connection was lost during COMMIT, so the transaction may or may not "
-                    f"have been committed ({translated}); check before re-running the work",
-                    sqlstate=translated.sqlstate,
-                ) from commit_exc
-            raise_translated(self._owner, commit_exc, self._engine_name)
-            raise
+            if self._nested:  # RELEASE SAVEPOINT: the outer COMMIT is still to come
+                raise_translated(self._owner, commit_exc, self._engine_name)
+                raise
+            raise_commit_failure(self._owner, commit_exc, self._engine_name)
         self._end(None, "commit")
 
     async def _rollback(self, tx: AsyncSessionTransaction) -> None:
@@ -139,29 +124,21 @@ class SessionTransaction:
             logger.warning("rolling back a %s failed", self._kind, exc_info=True)
 
     def _end(self, exc: BaseException | None, outcome: TransactionOutcome) -> None:
-        if self._scope is not None:
-            scope, self._scope = self._scope, None
-            if exc is None:
-                scope.__exit__(None, None, None)
-            else:
-                scope.__exit__(type(exc), exc, exc.__traceback__)
-        owner = self._owner
+        scope, self._scope = self._scope, None
         if not self._nested:
-            owner._leave_work(self._token)
-        if owner.bus.wants(TransactionEnded):
-            owner.bus.emit(
-                TransactionEnded(
-                    owner.name,
-                    self._engine_name,
-                    self._kind,
-                    None,
-                    False,
-                    self._nested,
-                    outcome,
-                    perf_counter() - self._started,
-                    type(exc).__name__ if exc is not None else None,
-                )
-            )
+            self._owner._leave_work(self._token)
+        exit_transaction(
+            self._owner,
+            scope,
+            exc,
+            self._started,
+            outcome,
+            self._engine_name,
+            self._kind,
+            None,
+            False,
+            self._nested,
+        )
 
 
 def get_transaction(session: AsyncSession) -> SessionTransaction:

@@ -8,7 +8,7 @@ import random
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
-from fkit_core._transaction import DETACHED, WorkOwner, owner_of
+from fkit_core._owner import DETACHED, WorkOwner, owner_of
 from fkit_core._translate import translate_error
 from fkit_core.errors import (
     CommitOutcomeUnknownError,

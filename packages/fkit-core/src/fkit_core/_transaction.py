@@ -12,102 +12,35 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from time import perf_counter
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from sqlalchemy import event, text
 
-from fkit_core._bus import EventBus, TransactionScope
 from fkit_core._engine import READ_UNCOMMITTED_OPTION, is_fkit_engine
 from fkit_core._isolation import IsolationLevel
-from fkit_core._translate import translate_error
-from fkit_core.errors import CommitOutcomeUnknownError, ConfigurationError, ConnectionLostError
-from fkit_core.events import (
-    DatabaseErrorOccurred,
-    TransactionEnded,
-    TransactionKind,
-    TransactionOutcome,
-    TransactionStarted,
+from fkit_core._owner import ENGINE_INFO_KEY, WorkOwner, owner_of
+from fkit_core._txevents import (
+    enter_transaction,
+    exit_transaction,
+    raise_commit_failure,
+    raise_translated,
 )
+from fkit_core.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
     from contextlib import AbstractContextManager
     from types import TracebackType
 
-    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+    from sqlalchemy.ext.asyncio import AsyncSession
 
-__all__ = [
-    "DETACHED",
-    "ManagedTransaction",
-    "TransactionSpec",
-    "WorkOwner",
-    "owner_of",
-    "raise_translated",
-]
+    from fkit_core.events import TransactionKind, TransactionOutcome
+
+# owner_of, raise_translated and WorkOwner are re-exported for plugins that wrap their
+# own statements (fkit-locks) and report on the session's manager like transactions do.
+__all__ = ["ManagedTransaction", "TransactionSpec", "WorkOwner", "owner_of", "raise_translated"]
 
 logger = logging.getLogger("fkit_core.transaction")
-
-MANAGER_INFO_KEY = "fkit.manager"
-ENGINE_INFO_KEY = "fkit.engine_name"
-
-
-class WorkOwner(Protocol):
-    """What a transaction needs from its session manager: a name, a bus, work accounting."""
-
-    name: str
-    bus: EventBus
-
-    def _enter_work(self) -> object: ...
-
-    def _leave_work(self, token: object | None) -> None: ...
-
-
-class _Detached:
-    """The owner of sessions from sessionmakers no manager made: no events, no draining."""
-
-    name = "detached"
-
-    def __init__(self) -> None:
-        self.bus = EventBus()
-
-    def _enter_work(self) -> object:
-        return None
-
-    def _leave_work(self, token: object | None) -> None:
-        return None
-
-
-DETACHED: WorkOwner = _Detached()
-
-
-def owner_of(source: AsyncSession | async_sessionmaker[AsyncSession]) -> WorkOwner:
-    """The manager a session (or sessionmaker) belongs to, or :data:`DETACHED`."""
-    info = source.info if hasattr(source, "sync_session") else source.kw.get("info") or {}  # type: ignore[union-attr]
-    owner = info.get(MANAGER_INFO_KEY)
-    return owner if owner is not None else DETACHED
-
-
-def raise_translated(owner: WorkOwner, exc: BaseException, engine_name: str) -> None:
-    """Raise the fkit translation of ``exc`` chained to it, emitting ``DatabaseErrorOccurred``.
-
-    Returns normally when ``exc`` is not a database error, so the caller re-raises it.
-    """
-    translated = translate_error(exc)
-    if translated is None:
-        return
-    bus = owner.bus
-    if bus.wants(DatabaseErrorOccurred):
-        sqlstate = getattr(translated, "sqlstate", None)
-        bus.emit(
-            DatabaseErrorOccurred(
-                owner.name,
-                engine_name,
-                type(translated).__name__,
-                sqlstate,
-                sqlstate[:2] if sqlstate else None,
-            )
-        )
-    raise translated from exc
 
 
 def _milliseconds(name: str, seconds: float | None) -> str | None:
@@ -270,27 +203,10 @@ class ManagedTransaction(Generic[T]):
             event.listen(
                 self.session.sync_session, "after_commit", lambda _s: committed.append(True)
             )
-        bus = owner.bus
         iso = spec.isolation_level.value if spec.isolation_level is not None else None
-        if bus.wants(TransactionStarted):
-            bus.emit(
-                TransactionStarted(
-                    owner.name, self._engine_name, spec.kind, iso, spec.readonly, False
-                )
-            )
-        if bus.has_scope_hooks:
-            self._scope = bus.scope(
-                TransactionScope(
-                    owner.name,
-                    self._engine_name,
-                    spec.kind,
-                    iso,
-                    spec.readonly,
-                    False,
-                    self.session,
-                )
-            )
-            self._scope.__enter__()
+        self._scope = enter_transaction(
+            owner, self.session, self._engine_name, spec.kind, iso, spec.readonly, False
+        )
         value: T = self.session if self._wrap is None else self._wrap(self.session)  # type: ignore[assignment]
         return value
 
@@ -323,16 +239,7 @@ class ManagedTransaction(Generic[T]):
             await session.commit()
         except BaseException as commit_exc:
             await self._finish(commit_exc, "error")
-            translated = translate_error(commit_exc)
-            if isinstance(translated, ConnectionLostError):
-                # The COMMIT may have reached the server: never let anyone re-run it blindly.
-                raise CommitOutcomeUnknownError(
-                    "the connection was lost during COMMIT, so the transaction may or may not "
-                    f"have been committed ({translated}); check before re-running the work",
-                    sqlstate=translated.sqlstate,
-                ) from commit_exc
-            raise_translated(self._owner, commit_exc, self._engine_name)
-            raise
+            raise_commit_failure(self._owner, commit_exc, self._engine_name)
         await self._finish(None, "commit")
 
     async def _finish(self, exc: BaseException | None, outcome: TransactionOutcome) -> None:
@@ -343,30 +250,22 @@ class ManagedTransaction(Generic[T]):
                 await self._rollback_quietly()
             await session.close()
         finally:
-            if self._scope is not None:
-                scope, self._scope = self._scope, None
-                if exc is None:
-                    scope.__exit__(None, None, None)
-                else:
-                    scope.__exit__(type(exc), exc, exc.__traceback__)
+            scope, self._scope = self._scope, None
             owner = self._owner
             owner._leave_work(self._token)
-            bus = owner.bus
-            if bus.wants(TransactionEnded):
-                spec = self._spec
-                bus.emit(
-                    TransactionEnded(
-                        owner.name,
-                        self._engine_name,
-                        spec.kind,
-                        spec.isolation_level.value if spec.isolation_level is not None else None,
-                        spec.readonly,
-                        False,
-                        outcome,
-                        perf_counter() - self._started,
-                        type(exc).__name__ if exc is not None else None,
-                    )
-                )
+            spec = self._spec
+            exit_transaction(
+                owner,
+                scope,
+                exc,
+                self._started,
+                outcome,
+                self._engine_name,
+                spec.kind,
+                spec.isolation_level.value if spec.isolation_level is not None else None,
+                spec.readonly,
+                False,
+            )
 
     async def _rollback_quietly(self) -> None:
         # The rollback runs while an exception (maybe a cancellation) is already on its way;

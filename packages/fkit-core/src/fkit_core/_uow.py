@@ -6,8 +6,9 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
 from fkit_core._isolation import IsolationLevelLike, parse_isolation_level
 from fkit_core._nested import SessionTransaction, savepoint
+from fkit_core._owner import WorkOwner, owner_of
 from fkit_core._retry import RetryConfig, is_conflict, is_transient, schedule_retry
-from fkit_core._transaction import ManagedTransaction, TransactionSpec, WorkOwner, owner_of
+from fkit_core._transaction import ManagedTransaction, TransactionSpec
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable

@@ -5,7 +5,8 @@ from __future__ import annotations
 import inspect
 from typing import TYPE_CHECKING, Any
 
-from fkit_core._transaction import ManagedTransaction, TransactionSpec, owner_of
+from fkit_core._owner import owner_of
+from fkit_core._transaction import ManagedTransaction, TransactionSpec
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
