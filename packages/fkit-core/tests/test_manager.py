@@ -207,3 +207,14 @@ async def test_secrets_stay_out_of_repr_errors_and_logs(caplog: pytest.LogCaptur
     assert secret not in caplog.text
     assert quote(secret, safe="") not in caplog.text
     await manager.close()
+
+
+@pytest.mark.asyncio
+async def test_close_from_inside_a_transaction_does_not_wait_for_itself(db_url: str) -> None:
+    manager = AsyncSessionManager(db_url, plugins=[], autoload=False)
+    await manager.start()
+    async with manager.get_transaction() as session:
+        await session.execute(text("SELECT 1"))
+        # The guard is far below close()'s own timeout: waiting on itself would hang here.
+        await asyncio.wait_for(manager.close(timeout=60), 10)
+        assert manager.state == "closed"
