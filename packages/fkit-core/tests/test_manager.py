@@ -215,6 +215,8 @@ async def test_close_from_inside_a_transaction_does_not_wait_for_itself(db_url: 
     await manager.start()
     async with manager.get_transaction() as session:
         await session.execute(text("SELECT 1"))
-        # The guard is far below close()'s own timeout: waiting on itself would hang here.
-        await asyncio.wait_for(manager.close(timeout=60), 10)
+        # The guard (same task, unlike wait_for) is far below close()'s own timeout:
+        # waiting on itself would hang here.
+        async with asyncio.timeout(10):
+            await manager.close(timeout=60)
         assert manager.state == "closed"
