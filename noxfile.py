@@ -64,6 +64,15 @@ PACKAGES: dict[str, list[str]] = {
         "alembic>=1.13",
         "hypothesis>=6.100",
     ],
+    "fkit-locks": [
+        "-e",
+        "packages/fkit-locks",
+        "-e",
+        "packages/fkit-core[asyncpg,psycopg]",
+        "-e",
+        "packages/fkit-testing",
+        "hypothesis>=6.100",
+    ],
 }
 
 

@@ -8,7 +8,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import pytest_asyncio
-from sqlalchemy import MetaData, String, insert, select, text, update
+from sqlalchemy import Column, MetaData, String, Table, insert, select, text, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import StatementError
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -165,3 +166,22 @@ def test_base_table_maps_datetime_annotations_to_utc_datetime() -> None:
     assert isinstance(Meeting.__table__.c.ends_at.type, UTCDateTime)
     assert Meeting.__table__.c.ends_at.type.impl.timezone is True  # type: ignore[attr-defined]
     assert isinstance(Meeting.__table__.c.created_at.type, UTCDateTime)
+
+
+def test_errors_name_the_column_even_for_annotation_mapped_types() -> None:
+    meeting = Meeting(title="t", starts_at=datetime.now(UTC))
+    naive = datetime(2024, 1, 1)
+    with pytest.raises(NaiveDatetimeError) as created:
+        meeting.created_at = naive
+    with pytest.raises(NaiveDatetimeError) as ends:
+        meeting.ends_at = naive
+    assert created.value.column == "meetings.created_at"
+    assert ends.value.column == "meetings.ends_at"
+
+
+def test_one_instance_on_two_columns_names_neither() -> None:
+    shared = UTCDateTime()
+    table = Table("t", MetaData(), Column("a", shared), Column("b", shared))
+    assert table.c.a.type.column_name is None  # type: ignore[attr-defined]
+    with pytest.raises(NaiveDatetimeError, match=r"^a UTCDateTime\(\) column got"):
+        shared.process_bind_param(datetime(2024, 1, 1), postgresql.dialect())

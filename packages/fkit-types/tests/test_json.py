@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import pytest
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import MetaData, String, insert, select, text, update
+from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select, text, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import StatementError
 from sqlalchemy.orm import Mapped, mapped_column
@@ -274,3 +274,27 @@ def test_repr_and_python_type() -> None:
     assert repr(PydanticJSONB(Address | None)) == "PydanticJSONB(Address | None)"
     assert PydanticJSONB(list[Item]).python_type is list
     assert PydanticJSONB(Preferences).python_type is Preferences
+
+
+# Annotated metadata that is not hashable: SQLAlchemy cannot cache statements keyed on it.
+Numbers = Annotated[list[int], {"note": "not hashable"}]
+numbers = Table(
+    "numbers",
+    MetaData(),
+    Column("id", Integer, primary_key=True),
+    Column("values", PydanticJSONB(Numbers)),
+)
+
+
+@pytest.mark.asyncio
+async def test_unhashable_types_work_uncached(manager: AsyncSessionManager) -> None:
+    column_type = numbers.c["values"].type
+    assert isinstance(column_type, PydanticJSONB)
+    assert column_type.cache_ok is False
+    async with manager.engine.begin() as conn:
+        await conn.run_sync(numbers.metadata.create_all)
+    async with manager.get_transaction() as session:
+        for row_id in (1, 2):  # the same statement twice: compiled again, not from the cache
+            await session.execute(insert(numbers).values(id=row_id, values=[row_id, 3]))
+        stored = await session.scalars(select(numbers.c["values"]).order_by(numbers.c.id))
+        assert list(stored) == [[1, 3], [2, 3]]

@@ -153,6 +153,9 @@ class AsyncSessionManager:
         # Once the manager is closed nothing may reopen the pool, not even code that kept
         # a reference to the engine: refuse every new DBAPI connection.
         event.listen(engine.sync_engine, "do_connect", self._refuse_when_closed)
+        # Work still running when close() disposed the pool (the closing task's own
+        # transaction) returns its connection later: close it then, never keep it.
+        event.listen(engine.sync_engine.pool, "checkin", self._close_when_closed)
         self._makers[engine_name] = async_sessionmaker(
             engine,
             expire_on_commit=False,
@@ -170,6 +173,10 @@ class AsyncSessionManager:
                 f"session manager {self.name!r} is closed; its engines accept no new connections. "
                 "Create and start a new manager."
             )
+
+    def _close_when_closed(self, dbapi_connection: Any, record: Any) -> None:
+        if self._state == "closed" and dbapi_connection is not None:
+            record.invalidate()
 
     def _discard_engines_sync(self) -> None:
         # Engines made by a failed start have not connected yet (the start-up check runs

@@ -62,7 +62,8 @@ class BaseTable(AsyncAttrs, DeclarativeBase):
     """
 
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime()}
+    # A class, not an instance: each column gets its own, so errors can name the column.
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime}
 
     def __repr__(self) -> str:
         return repr_primary_key(self)

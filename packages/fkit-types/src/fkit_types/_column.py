@@ -37,18 +37,28 @@ class FkitColumnType(TypeDecorator[_T]):
     """Base of fkit's column types: knows its column and converts ORM assignments."""
 
     _fkit_column: Column[Any] | None = None
+    _fkit_bound_by: int | None = None  # id() of the instance that joined the column
+    _fkit_shared = False
 
     def _set_parent(self, parent: SchemaEventTarget, outer: bool = False, **kw: Any) -> None:
         super()._set_parent(parent, outer=outer, **kw)
         if isinstance(parent, Column):
+            # A copy (made for a copied column) inherits its original's column; one
+            # instance given to two columns cannot tell them apart, so it names neither.
+            if self._fkit_bound_by == id(self) and self._fkit_column is not parent:
+                self._fkit_shared = True
             self._fkit_column = parent
+            self._fkit_bound_by = id(self)
             _install_mapper_listener()
 
     @property
     def column_name(self) -> str | None:
-        """The column as ``table.column`` (``schema.table.column`` with a schema), or None."""
+        """The column as ``table.column`` (``schema.table.column`` with a schema), or None.
+
+        None also when one instance of the type was given to several columns.
+        """
         column = self._fkit_column
-        if column is None or column.name is None:
+        if column is None or column.name is None or self._fkit_shared:
             return None
         table = getattr(column, "table", None)
         return f"{table.fullname}.{column.name}" if table is not None else column.name

@@ -5,7 +5,7 @@ from __future__ import annotations
 import types
 import typing
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 import pydantic_core
 from pydantic import TypeAdapter, ValidationError
@@ -118,6 +118,14 @@ class PydanticJSONB(FkitColumnType[Any]):
         self.type_ = type_
         self.mutable = mutable
 
+    def __new__(cls, type_: Any = None, *args: Any, **kwargs: Any) -> Self:
+        # SQLAlchemy's statement cache keys on the type's arguments, and reads cache_ok
+        # from the class: an unhashable type (Annotated metadata, say) gets a class that
+        # opts out of caching, which only costs the caching.
+        if cls is PydanticJSONB and not _hashable(type_):
+            return super().__new__(_UncachedPydanticJSONB)  # type: ignore[return-value]
+        return super().__new__(cls)
+
     def __repr__(self) -> str:
         extra = ", mutable=True" if self.mutable else ""
         return f"PydanticJSONB({describe_type(self.type_)}{extra})"
@@ -223,3 +231,17 @@ class PydanticJSONB(FkitColumnType[Any]):
             return self.adapter.dump_json(value, by_alias=True, round_trip=True, warnings=False)
         except pydantic_core.PydanticSerializationError:
             return None
+
+
+class _UncachedPydanticJSONB(PydanticJSONB):
+    """A PydanticJSONB whose type cannot be part of a statement cache key."""
+
+    cache_ok = False
+
+
+def _hashable(value: Any) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True

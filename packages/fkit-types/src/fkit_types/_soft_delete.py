@@ -31,8 +31,9 @@ class SoftDeleteMixin:
         select(Order).execution_options(include_deleted=True)
         await session.get(Order, order_id, execution_options={"include_deleted": True})
 
-    Not filtered: Core statements on the table, ORM bulk ``update()``/``delete()``, and
-    objects already in the session's identity map.
+    Not filtered: Core statements on the table, ORM bulk ``update()``/``delete()``,
+    ``from_statement()`` with your own SQL, and objects already in the session's
+    identity map.
     """
 
     deleted_at: Mapped[datetime | None] = mapped_column(
