@@ -8,7 +8,7 @@ import random
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
-from fkit_core._owner import DETACHED, WorkOwner, owner_of
+from fkit_core._owner import DETACHED, ENGINE_INFO_KEY, WorkOwner, owner_of
 from fkit_core._translate import translate_error
 from fkit_core.errors import (
     CommitOutcomeUnknownError,
@@ -101,14 +101,18 @@ def is_conflict(exc: BaseException) -> bool:
 
 
 async def schedule_retry(
-    owner: WorkOwner, config: RetryConfig, attempt: int, exc: BaseException, operation: str
+    owner: WorkOwner,
+    config: RetryConfig,
+    attempt: int,
+    exc: BaseException,
+    operation: str,
+    engine_name: str = "primary",
 ) -> None:
     """Emit ``RetryScheduled`` and sleep the backoff delay for ``attempt``."""
     delay = config.delay(attempt)
     if owner.bus.wants(RetryScheduled):
-        owner.bus.emit(
-            RetryScheduled(owner.name, attempt, delay, type(_fkit_error(exc)).__name__, operation)
-        )
+        reason = type(_fkit_error(exc)).__name__
+        owner.bus.emit(RetryScheduled(owner.name, attempt, delay, reason, operation, engine_name))
     await asyncio.sleep(delay)
 
 
@@ -171,7 +175,10 @@ def retry_async_connection(
                         raise
                     if session is not None:
                         await session.rollback()
-                    await schedule_retry(owner, policy, attempt, exc, operation)
+                    engine_name = (
+                        session.info.get(ENGINE_INFO_KEY, "primary") if session else "primary"
+                    )
+                    await schedule_retry(owner, policy, attempt, exc, operation, engine_name)
                     attempt += 1
 
         return wrapper

@@ -165,12 +165,14 @@ class RetryScheduled(Event):
         delay: Seconds until the next attempt.
         reason: Why: the translated error class name (``"SerializationFailureError"``).
         operation: What is retried (the function's qualified name).
+        engine_name: The engine it happened on.
     """
 
     attempt: int
     delay: float
     reason: str
     operation: str
+    engine_name: str = "primary"
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,12 +197,14 @@ class LockAcquired(Event):
         wait_seconds: Time spent waiting for it.
         scope: Transaction, session or table.
         shared: Whether it is a shared lock.
+        engine_name: The engine it happened on.
     """
 
     key: str
     wait_seconds: float
     scope: LockScope
     shared: bool
+    engine_name: str = "primary"
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,12 +216,14 @@ class LockNotAcquired(Event):
         wait_seconds: Time spent before giving up.
         scope: Transaction, session or table.
         shared: Whether a shared lock was asked for.
+        engine_name: The engine it happened on.
     """
 
     key: str
     wait_seconds: float
     scope: LockScope
     shared: bool
+    engine_name: str = "primary"
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,12 +235,14 @@ class LockReleased(Event):
         held_seconds: How long it was held.
         scope: Transaction, session or table.
         shared: Whether it was a shared lock.
+        engine_name: The engine it happened on.
     """
 
     key: str
     held_seconds: float
     scope: LockScope
     shared: bool
+    engine_name: str = "primary"
 
 
 @dataclass(frozen=True, slots=True)

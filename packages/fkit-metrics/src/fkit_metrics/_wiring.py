@@ -34,10 +34,7 @@ if TYPE_CHECKING:
     from fkit_core import AsyncSessionManager
     from fkit_metrics._families import MetricSet
 
-__all__ = ["NO_ENGINE", "ManagerWiring", "bounded"]
-
-NO_ENGINE = "unknown"
-"""The ``engine`` label of series whose events do not say which engine (retries, locks)."""
+__all__ = ["ManagerWiring", "bounded"]
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]{0,79}$")
 _SQLSTATE_CLASS = re.compile(r"^(?:[0-9A-Z]{2}|none)$")
@@ -153,13 +150,15 @@ class ManagerWiring:
         inc()
 
     def _retry(self, e: RetryScheduled) -> None:
-        self._metrics.retries.labels(*self._labels(NO_ENGINE), bounded(e.reason)).inc()
+        self._metrics.retries.labels(*self._labels(e.engine_name), bounded(e.reason)).inc()
 
     def _lock_acquired(self, e: LockAcquired) -> None:
-        self._metrics.lock_wait.labels(*self._labels(NO_ENGINE), e.scope).observe(e.wait_seconds)
+        self._metrics.lock_wait.labels(*self._labels(e.engine_name), e.scope).observe(
+            e.wait_seconds
+        )
 
     def _lock_not_acquired(self, e: LockNotAcquired) -> None:
-        labels = self._labels(NO_ENGINE)
+        labels = self._labels(e.engine_name)
         self._metrics.lock_wait.labels(*labels, e.scope).observe(e.wait_seconds)
         self._metrics.locks_not_acquired.labels(*labels, e.scope).inc()
 
