@@ -317,6 +317,28 @@ class AsyncSessionManager:
         self._start_sync()
         return dict(self._engines)
 
+    def configure_sessions(self, **options: Any) -> None:
+        """Change the options of every sessionmaker this manager made, primary and replicas.
+
+        SQLAlchemy's ``sessionmaker.configure``: sessions made afterwards, by the manager,
+        a Unit of Work or a request dependency, use the new options. fkit-testing binds
+        them to one connection whose transaction is rolled back after each test:
+        ``configure_sessions(bind=connection, join_transaction_mode="create_savepoint")``.
+        Transactions in such sessions are savepoints of that connection's transaction;
+        they keep its isolation level, and ``readonly=True`` holds for the savepoint.
+
+        Args:
+            **options: ``async_sessionmaker`` arguments (``bind``, ``join_transaction_mode``,
+                ``expire_on_commit``, ...). ``info`` is the manager's own; keep it.
+
+        Raises:
+            ManagerClosedError: The manager is closing or closed.
+        """
+        self._start_sync()
+        self._check_open()
+        for maker in self._makers.values():
+            maker.configure(**options)
+
     def get_session(self, role: Literal["primary", "replica"] = "primary") -> TrackedSession:
         """A plain session, closed when the block ends; no transaction is managed.
 
@@ -394,15 +416,17 @@ class AsyncSessionManager:
         self._check_open()
         report = await check_engine(self._engines[engine_name], engine_name, query, timeout)
         self._router.observe(engine_name, report.healthy)
-        if report.error and self.config.connection.password.get_secret_value():
-            secret = self.config.connection.password.get_secret_value()
-            report = HealthReport(
-                report.engine_name, False, report.latency, report.error.replace(secret, "***")
-            )
+        if report.error:
+            error = report.error
+            # Drivers may echo connection details; no configured password may get through.
+            for url in (self.config.primary_url(), *self.config.replica_sqlalchemy_urls()):
+                if url.password:
+                    error = error.replace(str(url.password), "***")
+            report = HealthReport(report.engine_name, False, report.latency, error)
         if self.bus.wants(HealthChecked):
-            error = report.error.split(":", 1)[0] if report.error else None
+            error_class = report.error.split(":", 1)[0] if report.error else None
             self.bus.emit(
-                HealthChecked(self.name, engine_name, report.healthy, report.latency, error)
+                HealthChecked(self.name, engine_name, report.healthy, report.latency, error_class)
             )
         return report
 

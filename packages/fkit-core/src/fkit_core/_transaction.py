@@ -15,6 +15,7 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from sqlalchemy import event, text
+from sqlalchemy.engine import Connection
 
 from fkit_core._engine import READ_UNCOMMITTED_OPTION, is_fkit_engine
 from fkit_core._isolation import IsolationLevel
@@ -96,6 +97,7 @@ _SET_CONFIG = {
     2: text("SELECT set_config(:n0, :v0, true), set_config(:n1, :v1, true)"),
 }
 _READ_UNCOMMITTED = text("SET TRANSACTION ISOLATION LEVEL READ UNCOMMITTED")
+_READ_ONLY_SAVEPOINT = text("SET LOCAL transaction_read_only = on")
 
 
 T = TypeVar("T")
@@ -123,6 +125,7 @@ class ManagedTransaction(Generic[T]):
     __slots__ = (
         "_committed",
         "_engine_name",
+        "_joined",
         "_owner",
         "_reroute",
         "_scope",
@@ -152,6 +155,7 @@ class ManagedTransaction(Generic[T]):
         self._started = 0.0
         self._token: object | None = None
         self._committed: list[bool] | None = None
+        self._joined = False
 
     async def _begin(self) -> None:
         spec = self._spec
@@ -161,12 +165,22 @@ class ManagedTransaction(Generic[T]):
         # savepoints inside it instead of committing on its own.
         session.sync_session.begin()
         bind = session.get_bind()
+        # A session bound to a connection that is already in a transaction joins it
+        # (join_transaction_mode="create_savepoint": rollback-per-test isolation). Its
+        # isolation level cannot change any more; READ ONLY holds for the savepoint only.
+        self._joined = isinstance(bind, Connection) and bind.in_transaction()
         fkit_engine = is_fkit_engine(bind)  # type: ignore[arg-type]
-        options = spec.execution_options(fkit_engine)
+        options = None if self._joined else spec.execution_options(fkit_engine)
+        if self._joined and spec.readonly:
+            await session.execute(_READ_ONLY_SAVEPOINT)
         if options:
             # Characteristics are set when the connection is procured, before BEGIN.
             await session.connection(execution_options=options)
-        if spec.isolation_level is IsolationLevel.READ_UNCOMMITTED and not fkit_engine:
+        if (
+            spec.isolation_level is IsolationLevel.READ_UNCOMMITTED
+            and not fkit_engine
+            and not self._joined
+        ):
             await session.execute(_READ_UNCOMMITTED)
         settings = spec.local_settings()
         if settings:
@@ -226,7 +240,10 @@ class ManagedTransaction(Generic[T]):
             await self._finish(None, "commit" if self._committed else "rollback")
             return
         session = self.session
-        if self._spec.flush_before_commit:
+        # In a joined transaction a READ ONLY savepoint is rolled back, not released: it
+        # has nothing to commit, and releasing it would keep the outer one read-only.
+        joined_readonly = self._joined and self._spec.readonly
+        if self._spec.flush_before_commit or joined_readonly:
             try:
                 # Flushing first keeps flush failures (nothing sent to COMMIT yet, safe
                 # to retry) apart from failures of the COMMIT itself.
@@ -235,6 +252,9 @@ class ManagedTransaction(Generic[T]):
                 await self._finish(flush_exc, "error")
                 raise_translated(self._owner, flush_exc, self._engine_name)
                 raise
+        if joined_readonly:
+            await self._finish(None, "commit")
+            return
         try:
             await session.commit()
         except BaseException as commit_exc:
