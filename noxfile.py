@@ -54,6 +54,14 @@ PACKAGES: dict[str, list[str]] = {
         "-e",
         "packages/fkit-testing",
     ],
+    "fkit-otel": [
+        "-e",
+        "packages/fkit-otel[asyncpg,sdk]",
+        "-e",
+        "packages/fkit-core[asyncpg,psycopg]",
+        "-e",
+        "packages/fkit-testing",
+    ],
     "fkit-types": [
         "-e",
         "packages/fkit-types",
@@ -72,6 +80,30 @@ PACKAGES: dict[str, list[str]] = {
         "-e",
         "packages/fkit-testing",
         "hypothesis>=6.100",
+    ],
+    # The metrics extra: the tests of the metrics provider/container need fkit-metrics
+    # (given as a path, since it is not on a registry yet); FastAPI for the web tests.
+    "fkit-dishka": [
+        "-e",
+        "packages/fkit-dishka[metrics]",
+        "-e",
+        "packages/fkit-metrics",
+        "-e",
+        "packages/fkit-core[asyncpg,psycopg]",
+        "-e",
+        "packages/fkit-testing",
+        "fastapi>=0.115",
+    ],
+    "fkit-di": [
+        "-e",
+        "packages/fkit-di[metrics]",
+        "-e",
+        "packages/fkit-metrics",
+        "-e",
+        "packages/fkit-core[asyncpg,psycopg]",
+        "-e",
+        "packages/fkit-testing",
+        "fastapi>=0.115",
     ],
 }
 

@@ -1,0 +1,116 @@
+"""Fixtures for fkit-di's tests: a real PostgreSQL through fkit-testing's plugin."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from typing import TYPE_CHECKING
+
+import pytest
+import pytest_asyncio
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from fkit_core import AsyncSessionManager, QuerySettings
+from fkit_core.settings import BasePostgresConfig
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Awaitable, Callable
+
+# FKIT_TEST_DRIVER narrows the run to one driver (the nox matrix does); by default both run.
+DRIVERS = (
+    [os.environ["FKIT_TEST_DRIVER"]]
+    if os.environ.get("FKIT_TEST_DRIVER")
+    else ["asyncpg", "psycopg"]
+)
+
+
+@pytest.fixture(params=DRIVERS)
+def driver(request: pytest.FixtureRequest) -> str:
+    """Each database test runs on both supported drivers."""
+    return str(request.param)
+
+
+@pytest.fixture
+def db_url(fkit_database_url: str, driver: str) -> str:
+    return (
+        make_url(fkit_database_url)
+        .set(drivername=f"postgresql+{driver}")
+        .render_as_string(hide_password=False)
+    )
+
+
+@pytest.fixture
+def app_name() -> str:
+    """A unique application_name, so pg_stat_activity shows this test's connections only."""
+    return f"fkit-di-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def config(db_url: str, app_name: str) -> BasePostgresConfig:
+    return BasePostgresConfig(url=db_url, query=QuerySettings(application_name=app_name))
+
+
+@pytest_asyncio.fixture
+async def admin(db_url: str) -> AsyncIterator[AsyncSessionManager]:
+    """A separate manager that sets up tables and checks what the code under test did."""
+    manager = AsyncSessionManager(db_url, plugins=[], autoload=False, name="admin")
+    await manager.start()
+    yield manager
+    await manager.close()
+
+
+@pytest_asyncio.fixture
+async def table(admin: AsyncSessionManager) -> AsyncIterator[str]:
+    """A fresh ``(v int primary key)`` table, dropped after the test."""
+    name = f"di_{uuid.uuid4().hex[:10]}"
+    async with admin.get_transaction() as s:
+        await s.execute(text(f"CREATE TABLE {name} (v int PRIMARY KEY)"))
+    yield name
+    async with admin.get_transaction() as s:
+        await s.execute(text(f"DROP TABLE {name}"))
+
+
+@pytest.fixture
+def committed(admin: AsyncSessionManager, table: str) -> Callable[[], Awaitable[list[int]]]:
+    """``await committed()``: the committed values of ``table``, sorted."""
+
+    async def read() -> list[int]:
+        async with admin.get_session() as s:
+            return sorted((await s.execute(text(f"SELECT v FROM {table}"))).scalars())
+
+    return read
+
+
+@pytest.fixture
+def connections(admin: AsyncSessionManager, app_name: str) -> Callable[[], Awaitable[int]]:
+    """``await connections()``: how many server connections carry this test's application_name."""
+
+    async def count() -> int:
+        async with admin.get_session() as s:
+            result = await s.execute(
+                text("SELECT count(*) FROM pg_stat_activity WHERE application_name = :n"),
+                {"n": app_name},
+            )
+            return int(result.scalar_one())
+
+    return count
+
+
+@pytest.fixture
+def connections_gone(connections: Callable[[], Awaitable[int]]) -> Callable[[], Awaitable[bool]]:
+    """``await connections_gone()``: whether this test's connections have all left the server.
+
+    A backend leaves ``pg_stat_activity`` a moment after its client disconnects, so this
+    polls; the limit only guards against a hang.
+    """
+
+    async def gone() -> bool:
+        for _ in range(200):
+            if await connections() == 0:
+                return True
+            await asyncio.sleep(0.05)
+        return False
+
+    return gone

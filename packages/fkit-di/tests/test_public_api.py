@@ -1,0 +1,43 @@
+"""The public API is pinned, the version matches, and importing stays cheap."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import fkit_di
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_all_is_pinned_and_sorted() -> None:
+    assert fkit_di.__all__ == [
+        "DatabaseContainer",
+        "PrometheusMetricsContainer",
+        "__version__",
+        "shutdown_resources",
+    ]
+    for name in fkit_di.__all__:
+        assert getattr(fkit_di, name) is not None
+
+
+def test_version_matches_pyproject() -> None:
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert fkit_di.__version__ == pyproject["project"]["version"]
+
+
+def test_importing_does_not_import_the_optional_metrics() -> None:
+    code = (
+        "import sys\n"
+        "import fkit_di\n"
+        "fkit_di.DatabaseContainer()\n"
+        "fkit_di.PrometheusMetricsContainer(default_prefix='x')\n"
+        "assert 'fkit_metrics' not in sys.modules, 'imported fkit_metrics'\n"
+        "assert 'prometheus_client' not in sys.modules, 'imported prometheus_client'\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr

@@ -1,0 +1,57 @@
+"""A plain Starlette app: dishka's container middleware and `inject`, through httpx."""
+
+# No `from __future__ import annotations`: dishka reads the endpoints' annotations.
+from collections.abc import Awaitable, Callable
+
+import httpx
+import pytest
+from dishka import make_async_container
+from dishka.integrations.starlette import ContainerMiddleware, FromDishka, inject
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from fkit_core import AsyncSessionManager
+from fkit_core.settings import BasePostgresConfig
+from fkit_dishka import AsyncDatabaseProvider
+
+
+@pytest.mark.asyncio
+async def test_a_starlette_app_commits_requests_and_rolls_back_a_failing_one(
+    config: BasePostgresConfig,
+    table: str,
+    committed: Callable[[], Awaitable[list[int]]],
+    connections: Callable[[], Awaitable[int]],
+    connections_gone: Callable[[], Awaitable[bool]],
+) -> None:
+    container = make_async_container(AsyncDatabaseProvider(config, autoload=False))
+
+    @inject
+    async def add(request: Request, session: FromDishka[AsyncSession]) -> JSONResponse:
+        v = int(request.path_params["v"])
+        await session.execute(text(f"INSERT INTO {table} VALUES (:v)"), {"v": v})
+        if request.query_params.get("fail"):
+            raise RuntimeError("the handler failed after writing")
+        return JSONResponse({"v": v})
+
+    # dishka's own `setup_dishka` for Starlette is deprecated (it warns); wiring the
+    # middleware and the container by hand is what it does.
+    app = Starlette(
+        routes=[Route("/values/{v}", add, methods=["POST"])],
+        middleware=[Middleware(ContainerMiddleware)],
+    )
+    app.state.dishka_container = container
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        assert (await http.post("/values/1")).json() == {"v": 1}
+        assert (await http.post("/values/2?fail=1")).status_code == 500
+    assert await committed() == [1]
+
+    manager = await container.get(AsyncSessionManager)
+    await container.close()
+    assert manager.state == "closed"
+    assert await connections_gone()
