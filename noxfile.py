@@ -42,7 +42,8 @@ PACKAGES: dict[str, list[str]] = {
     ],
     "fkit-testing": [
         "-e",
-        "packages/fkit-core[asyncpg,psycopg]",
+        # alembic: the test of the fkit_alembic_ini schema option.
+        "packages/fkit-core[alembic,asyncpg,psycopg]",
         "-e",
         "packages/fkit-testing[embedded]",
     ],
