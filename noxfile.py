@@ -4,6 +4,7 @@ Sessions:
     tests            the whole suite in the workspace environment (what `uv run pytest` runs)
     package-<name>   one distribution installed alone (plus its test tools) running its own tests
     packages         every package-<name> session
+    faults           the fault and load suite (proxy faults, killed backends, restarts, close)
     wheels           each built wheel installed alone in a clean venv and imported
     lint             ruff check and ruff format --check
     typing           mypy --strict on every package's src/
@@ -126,6 +127,15 @@ def tests(session: nox.Session) -> None:
     """The whole suite, as `uv run pytest` runs it."""
     _sync(session)
     session.run("pytest", *session.posargs)
+
+
+@nox.session(python=PYTHONS[0])
+def faults(session: nox.Session) -> None:
+    """The fault and load suite (integration-tests/faults), printing each scenario's figures."""
+    _sync(session)
+    session.run(
+        "pytest", "integration-tests/faults", "-p", "no:cacheprovider", "-rP", *session.posargs
+    )
 
 
 def _package_session(package: str) -> None:
