@@ -110,3 +110,31 @@ async def test_a_server_that_hangs_makes_the_check_return_at_its_timeout(
                 break
             await asyncio.sleep(0.05)
         assert manager.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+
+
+@pytest.mark.asyncio
+async def test_connect_timeout_bounds_opening_a_connection_to_a_hung_server(
+    silent_server: int, driver: str
+) -> None:
+    from fkit_core.errors import ConnectionLostError
+
+    config = BasePostgresConfig(
+        url=f"postgresql+{driver}://postgres@127.0.0.1:{silent_server}/postgres",
+        pool=PoolSettings(connect_timeout=0.5),
+        check_on_start=False,
+    )
+    async with AsyncSessionManager(config, plugins=[], autoload=False) as manager:
+        # The guard is far above the connect timeout (psycopg rounds up to 2 s) and far
+        # below the drivers' own defaults (60 s, or forever).
+        with pytest.raises((TimeoutError, ConnectionLostError)):
+            async with asyncio.timeout(20), manager.get_transaction() as session:
+                await session.execute(text("SELECT 1"))
+        assert manager.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+
+
+def test_connect_timeout_reaches_each_driver() -> None:
+    for driver, key, value in (("asyncpg", "timeout", 0.5), ("psycopg", "connect_timeout", 2)):
+        config = BasePostgresConfig(
+            url=f"postgresql+{driver}://u@h/db", pool=PoolSettings(connect_timeout=0.5)
+        )
+        assert config.engine_kwargs()["connect_args"][key] == value

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 from uuid import uuid4
 
@@ -38,6 +39,8 @@ def startup_settings_for(config: BasePostgresConfig) -> dict[str, str]:
 
 def _asyncpg_connect_args(config: BasePostgresConfig, startup: dict[str, str]) -> dict[str, Any]:
     connect_args: dict[str, Any] = {}
+    if config.pool.connect_timeout is not None:
+        connect_args["timeout"] = config.pool.connect_timeout
     if startup:
         connect_args["server_settings"] = startup
     query = config.query
@@ -57,6 +60,9 @@ def _asyncpg_connect_args(config: BasePostgresConfig, startup: dict[str, str]) -
 
 def _psycopg_connect_args(config: BasePostgresConfig, startup: dict[str, str]) -> dict[str, Any]:
     connect_args: dict[str, Any] = {}
+    if config.pool.connect_timeout is not None:
+        # libpq counts whole seconds (and treats 1 as 2): round up, never down to none.
+        connect_args["connect_timeout"] = max(2, math.ceil(config.pool.connect_timeout))
     options = dict(startup)
     application_name = options.pop("application_name", None)
     if application_name is not None:

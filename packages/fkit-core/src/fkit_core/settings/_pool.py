@@ -47,6 +47,8 @@ class PoolSettings(SettingsModel):
         pool_class: The name of a SQLAlchemy pool class that works with asyncio, one of
             ``AssertionPool``, ``AsyncAdaptedQueuePool``, ``NullPool``, ``StaticPool``.
             ``None`` uses SQLAlchemy's default, ``AsyncAdaptedQueuePool``.
+        connect_timeout: Seconds to open a new connection before giving up; ``None``
+            leaves the driver's default (asyncpg waits 60 s, psycopg forever).
     """
 
     size: int = Field(default=5, ge=1)
@@ -57,6 +59,7 @@ class PoolSettings(SettingsModel):
     lifo: bool = False
     null_pool: bool = False
     pool_class: str | None = None
+    connect_timeout: float | None = Field(default=None, gt=0)
 
     @field_validator("pool_class")
     @classmethod
