@@ -176,13 +176,16 @@ async def bench_transactions(url: str, seconds: float, rounds: int) -> dict[str,
             for path in paths.values():  # warm pools and caches
                 await _run_for(0.5, concurrency, path)
             samples: dict[str, list[float]] = {name: [] for name in paths}
-            for _ in range(rounds):
-                for name, path in paths.items():
-                    samples[name].append(await _run_for(seconds, concurrency, path))
-            base = statistics.median(samples["plain"])
-            row = {"plain tx/s": base}
-            for name in list(paths)[1:]:
-                row[f"{name} x"] = statistics.median(samples[name]) / base
+            order = list(paths)
+            for round_ in range(rounds):
+                # Rotate the order so no path always runs first (or last) in a round.
+                for name in order[round_ % len(order) :] + order[: round_ % len(order)]:
+                    samples[name].append(await _run_for(seconds, concurrency, paths[name]))
+            row = {"plain tx/s": statistics.median(samples["plain"])}
+            for name in order[1:]:
+                # Ratios paired within each round cancel the drift between rounds.
+                paired = [f / p for f, p in zip(samples[name], samples["plain"], strict=True)]
+                row[f"{name} x"] = statistics.median(paired)
             results[f"concurrency {concurrency}"] = row
     finally:
         async with plain_engine.begin() as conn:
@@ -218,6 +221,7 @@ def main() -> None:
     print("== imports and discovery")
     for name, value in bench_imports().items():
         print(f"  {name:36} {value:8.2f}")
+    print(f"== load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     with database(args.url) as url:
         print("== transactions: one INSERT ... RETURNING + COMMIT each (asyncpg)")
         for label, row in asyncio.run(bench_transactions(url, args.seconds, args.rounds)).items():
