@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -11,6 +12,9 @@ import pytest
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
+
+# The shared ORM models module (uniquely named, so no other package's tests clash with it).
+sys.path.insert(0, str(Path(__file__).parent))
 
 # Hang guard only: nothing here asserts how fast cleanup is.
 HANG_GUARD = 60.0
@@ -73,3 +77,11 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
 def driver(request: pytest.FixtureRequest) -> str:
     """Each fkit-core test runs on both supported drivers."""
     return str(request.param)
+
+
+@pytest.fixture(scope="session")
+def fkit_schema() -> object:
+    """fkit-testing's own test databases hold the notes table of the contract tests."""
+    from fkit_testing_test_models import Base
+
+    return Base

@@ -10,13 +10,26 @@ import fkit_testing
 
 def test_public_names_are_pinned() -> None:
     assert fkit_testing.__all__ == [
+        "AlembicSchema",
+        "CapturedEvents",
         "DatabaseUnavailableError",
+        "FakeAdvisoryLocks",
+        "InMemoryRepository",
+        "InMemoryTransaction",
+        "InMemoryUnitOfWork",
         "LauncherError",
+        "LockRecord",
         "PgBouncer",
         "PostgresReplica",
         "PostgresServer",
+        "RecordingEventBus",
         "ReplayTimeoutError",
         "ReplicaPair",
+        "Repository",
+        "RepositoryContract",
+        "UnitOfWorkContract",
+        "UnitOfWorkFactory",
+        "WorkerDatabase",
         "find_pgbouncer",
         "find_postgres_bindir",
         "launch_pgbouncer",
@@ -34,9 +47,12 @@ def test_unknown_name_is_an_attribute_error() -> None:
         _ = fkit_testing.nope
 
 
-@pytest.mark.parametrize("module", ["fkit_testing.plugin", "fkit_testing._reaper"])
+@pytest.mark.parametrize(
+    "module", ["fkit_testing.plugin", "fkit_testing._reaper", "fkit_testing._dbreaper"]
+)
 def test_cheap_modules_do_not_import_fkit_core(module: str) -> None:
-    # pytest imports the plugin in every run, and the reaper starts with every server.
+    # pytest imports the plugin in every run, and the reapers start with every server and
+    # every worker database.
     code = (
         f"import sys, {module}; "
         "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('fkit_core', 'sqlalchemy'));"

@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from pathlib import Path
 
+    from fkit_testing import WorkerDatabase
+
 APT_HINT = "apt-get install pgbouncer"
 
 
@@ -83,11 +85,12 @@ async def test_clients_share_one_backend_in_transaction_mode(one_backend: PgBoun
 
 @pytest.mark.asyncio
 async def test_pgbouncer_fronts_the_test_server(
-    fkit_pgbouncer_url: str, fkit_database_url: str
+    fkit_pgbouncer_url: str, fkit_database_url: str, fkit_worker_database: WorkerDatabase
 ) -> None:
     assert fkit_pgbouncer_url.startswith("postgresql://")
     assert fkit_pgbouncer_url != fkit_database_url
-    assert fkit_pgbouncer_url.rsplit("/", 1)[1] == fkit_database_url.rsplit("/", 1)[1]
+    # The worker's own database, on the same server.
+    assert fkit_pgbouncer_url.rsplit("/", 1)[1] == fkit_worker_database.name
     assert await system_identifier(fkit_pgbouncer_url) == await system_identifier(fkit_database_url)
     # pgbouncer answers its own SHOW commands on the admin console.
     psql = find_postgres_bindir() / "psql"

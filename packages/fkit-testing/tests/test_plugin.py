@@ -195,9 +195,10 @@ PLUGIN = RecordingPlugin()
 
 @pytest.mark.asyncio
 @pytest.mark.fkit_plugins(PLUGIN)
-async def test_manager_with_plugin(fkit_manager, fkit_driver):
+async def test_manager_with_plugin(fkit_manager, fkit_driver, fkit_worker_database):
     assert PLUGIN.managers == [fkit_manager]
     assert fkit_manager.engine.url.drivername == f"postgresql+{fkit_driver}"
+    assert fkit_manager.engine.url.database == fkit_worker_database.name
     async with fkit_manager.engine.connect() as conn:
         assert (await conn.execute(text("select 1"))).scalar_one() == 1
     async with fkit_manager.session_maker() as session:
@@ -225,6 +226,9 @@ import json
 
 import asyncpg
 import pytest
+from sqlalchemy import text
+
+from fkit_core import AsyncSQLAlchemyUnitOfWork
 
 IDENTIFIER = "select system_identifier from pg_control_system()"
 
@@ -264,12 +268,57 @@ async def test_replica_pair(fkit_replica_pair, fkit_database_url):
 
 
 @pytest.mark.asyncio
-async def test_pgbouncer(fkit_pgbouncer, fkit_pgbouncer_url, fkit_database_url):
-    assert fkit_pgbouncer_url == fkit_pgbouncer.url
+async def test_pgbouncer(fkit_pgbouncer, fkit_pgbouncer_url, fkit_database_url, fkit_worker_database):
+    # The worker's own database, through pgbouncer.
+    assert fkit_pgbouncer_url == fkit_pgbouncer.database_url(fkit_worker_database.name)
     assert fkit_pgbouncer.pool_mode == "transaction"
     through = await fetch(fkit_pgbouncer_url, IDENTIFIER)
     assert through == await fetch(fkit_database_url, IDENTIFIER)
+    assert await fetch(fkit_pgbouncer_url, "select current_database()") == fkit_worker_database.name
     record(bouncer={**describe(fkit_pgbouncer), "port": fkit_pgbouncer.port}, identifier=through)
+
+
+@pytest.mark.asyncio
+@pytest.mark.fkit_pgbouncer
+@pytest.mark.parametrize("attempt", [1, 2])
+async def test_manager_through_pgbouncer(fkit_manager, fkit_pgbouncer, fkit_worker_database, attempt):
+    assert fkit_manager.config.pgbouncer
+    assert fkit_manager.engine.url.port == fkit_pgbouncer.port
+    async with fkit_manager.get_transaction() as session:
+        assert await session.scalar(text("select current_database()")) == fkit_worker_database.name
+        assert await session.scalar(text("select count(*) from notes")) == 0  # rolled back
+        await session.execute(text("insert into notes (body) values ('through pgbouncer')"))
+
+
+@pytest.mark.asyncio
+@pytest.mark.fkit_replica
+@pytest.mark.parametrize("attempt", [1, 2])
+async def test_manager_reads_from_the_replica(fkit_manager, fkit_replica_pair, fkit_replica_pair_database, attempt):
+    assert list(fkit_manager.engines) == ["primary", "replica-1"]
+    assert fkit_manager.engine.url.port == fkit_replica_pair.primary.port
+    uow = AsyncSQLAlchemyUnitOfWork(fkit_manager)
+    async with uow.transaction() as tx:
+        await tx.session.execute(text("insert into notes (body) values ('replicated')"))
+    fkit_replica_pair.wait_for_replay()
+    async with uow.query(replica=True) as qx:
+        assert await qx.session.scalar(text("select pg_is_in_recovery()")) is True
+        assert await qx.session.scalar(text("select current_database()")) == fkit_replica_pair_database.name
+        # One row, in both attempts: the first attempt's row was truncated and replayed.
+        assert await qx.session.scalar(text("select count(*) from notes")) == 1
+"""
+
+# The schema of the suite's databases, on every server it uses.
+NOTES_SCHEMA = """
+import pytest
+from sqlalchemy import text
+
+
+@pytest.fixture(scope="session")
+def fkit_schema():
+    async def build(conn):
+        await conn.execute(text("create table notes (id serial primary key, body text)"))
+
+    return build
 """
 
 
@@ -283,7 +332,8 @@ def test_replica_pair_and_pgbouncer_fixtures(
     # pgbouncer must front that server, and the pair must be servers of its own.
     clean_env.setenv("FKIT_TEST_DATABASE_URL", fkit_database_url)
     pytester.makepyfile(REPLICA_AND_PGBOUNCER_SUITE)
-    run(pytester, "--strict-markers").assert_outcomes(passed=2)
+    pytester.makeconftest(NOTES_SCHEMA)
+    run(pytester, "--strict-markers").assert_outcomes(passed=6)
     seen = json.loads((pytester.path / "seen.json").read_text())
     assert seen["identifier"] == asyncio.run(system_identifier(fkit_database_url))
     for name in ("primary", "replica", "bouncer"):

@@ -8,6 +8,10 @@ pid file for pgbouncer) and removes the temporary directory. The reaper runs in 
 session, so a Ctrl-C aimed at the test run's process group cannot kill it before it has
 cleaned up.
 
+Under pytest-xdist the reaper also watches the run's controller process
+(:func:`watch_process`): a worker outlives a SIGKILLed controller until its current test
+ends, but its servers and databases belong to a run that is over.
+
 This module imports only the standard library: it runs in a fresh interpreter on every
 server start.
 """
@@ -29,11 +33,74 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from types import FrameType
 
-__all__ = ["DIR_PREFIX", "READY", "Reaper", "kill_from_pidfile", "main", "process_gone"]
+__all__ = [
+    "DIR_PREFIX",
+    "READY",
+    "Reaper",
+    "kill_from_pidfile",
+    "main",
+    "process_gone",
+    "process_start",
+    "wait_for_release",
+    "watch_args",
+    "watch_process",
+]
 
 DIR_PREFIX = "fkit-pg-"
 READY = b"fkit-reaper-ready\n"
 _STOP_TIMEOUT = 30
+_WATCH_INTERVAL = 0.5
+# (pid, start time) of a process whose end also ends the owner's claim: the xdist controller.
+_watched: tuple[int, str] | None = None
+
+
+def process_start(pid: int) -> str:
+    """The start time of ``pid`` in clock ticks since boot, or ``""`` when unknown.
+
+    A pid together with its start time names one process even after the pid is reused.
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def watch_process(pid: int | None) -> None:
+    """Make reapers started from now on also clean up when process ``pid`` ends.
+
+    The pytest plugin calls it in xdist workers with the controller's pid; ``None`` stops it.
+    """
+    global _watched
+    _watched = None if pid is None else (pid, process_start(pid))
+
+
+def watch_args() -> list[str]:
+    """The reaper arguments naming the watched process, if any."""
+    if _watched is None:
+        return []
+    return ["--watch-pid", str(_watched[0]), "--watch-start", _watched[1]]
+
+
+def _watched_gone(pid: int | None, start: str) -> bool:
+    if pid is None:
+        return False
+    return process_gone(pid) or (bool(start) and process_start(pid) not in ("", start))
+
+
+def wait_for_release(fd: int, watch_pid: int | None = None, watch_start: str = "") -> bytes:
+    """Read ``fd`` until EOF, or until the watched process is gone; return what was read."""
+    received = b""
+    while True:
+        # Without a process to watch, a blocking read is all it takes.
+        ready = watch_pid is None or bool(select.select([fd], [], [], _WATCH_INTERVAL)[0])
+        if ready:
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                return received
+            received += chunk
+        elif _watched_gone(watch_pid, watch_start):
+            return received
 
 
 class Reaper:
@@ -67,6 +134,7 @@ class Reaper:
             argv += ["--pidfile", str(pidfile)]
         if user is not None:
             argv += ["--runuser", user[0], "--user", user[1]]
+        argv += watch_args()
         self._argv = argv
         env = dict(os.environ)
         # The reaper must import this package even when it is not installed (src layout).
@@ -230,6 +298,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pidfile", type=Path)
     parser.add_argument("--runuser")
     parser.add_argument("--user")
+    parser.add_argument("--watch-pid", type=int)
+    parser.add_argument("--watch-start", default="")
     args = parser.parse_args(argv)
     run_as = [args.runuser, "-u", args.user, "--"] if args.user else []
     if not args.remove_dir.name.startswith(DIR_PREFIX):
@@ -241,8 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         os.write(sys.stdout.fileno(), READY)
         sys.stdout.close()
-        while os.read(sys.stdin.fileno(), 4096):
-            pass
+        wait_for_release(sys.stdin.fileno(), args.watch_pid, args.watch_start)
     except _Interrupted:
         pass
     finally:

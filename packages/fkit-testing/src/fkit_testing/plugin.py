@@ -1,15 +1,26 @@
-"""The fkit pytest plugin: a real PostgreSQL server for every test session.
+"""The fkit pytest plugin: a real PostgreSQL server, a database per worker, isolated tests.
 
 Loaded through the ``pytest11`` entry point. Fixtures:
 
-- ``fkit_database_url`` (session): a plain ``postgresql://`` URL. ``FKIT_TEST_DATABASE_URL``
-  if set, else a throwaway server started once per session and removed at its end.
+- ``fkit_database_url`` (session): a plain ``postgresql://`` URL of the server.
+  ``FKIT_TEST_DATABASE_URL`` if set, else a throwaway server started once per session
+  (per xdist worker) and removed at its end.
 - ``fkit_driver`` (session): ``FKIT_TEST_DRIVER``, ``asyncpg`` (default) or ``psycopg``.
+- ``fkit_schema`` (session): the schema every test database starts with (ini options
+  ``fkit_schema`` / ``fkit_alembic_ini``, or override the fixture).
+- ``fkit_worker_database`` (function; the database lives for the session): this
+  worker's database, cloned from a template that holds the schema; dropped at the end,
+  by a reaper if the run is killed.
 - ``fkit_manager`` (function, async): a started ``AsyncSessionManager`` on that database,
-  with the plugins named by ``@pytest.mark.fkit_plugins(...)`` (none by default).
+  rolled back after each test (``@pytest.mark.fkit_truncate``: truncated instead), with
+  the plugins named by ``@pytest.mark.fkit_plugins(...)``; ``fkit_session`` and
+  ``fkit_uow(MyUnitOfWork)`` build on it.
+- ``captured_events``, ``metrics_registry``, ``span_exporter`` (function): what the
+  test's managers report.
 - ``fkit_replica_pair`` (session): a throwaway primary and its streaming replica.
 - ``fkit_pgbouncer`` (session): a pgbouncer in transaction mode in front of the
-  ``fkit_database_url`` server; ``fkit_pgbouncer_url`` (session) is its URL.
+  ``fkit_database_url`` server; ``fkit_pgbouncer_url`` (function) is the worker's
+  database through it.
 
 A test that needs a server and cannot get one errors; it is never skipped. Every pytest
 run imports this module, so fkit-core and the launcher are imported inside the fixtures.
@@ -21,27 +32,54 @@ import os
 from typing import TYPE_CHECKING, cast
 
 import pytest
-import pytest_asyncio
+
+# pytest finds fixtures in this module's namespace, so importing them registers them.
+from fkit_testing._capture import captured_events, metrics_registry, span_exporter
+from fkit_testing._fixtures import (
+    IDENTITY_KEY,
+    _fkit_databases,  # noqa: F401 - a fixture, registered by being here
+    _fkit_replica_pair_databases,  # noqa: F401 - a fixture, registered by being here
+    fkit_isolation,
+    fkit_manager,
+    fkit_manager_config,
+    fkit_manager_plugins,
+    fkit_replica_pair_database,
+    fkit_schema,
+    fkit_session,
+    fkit_uow,
+    fkit_worker_database,
+)
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Iterator
+    from collections.abc import Iterator
 
-    from fkit_core import AsyncSessionManager
     from fkit_testing._bindir import Prefer
     from fkit_testing._pgbouncer import PgBouncer
     from fkit_testing._replica import ReplicaPair
+    from fkit_testing._workerdb import WorkerDatabase
 
 __all__ = [
     "ENV_DATABASE_URL",
     "ENV_DRIVER",
+    "captured_events",
     "fkit_database_url",
     "fkit_driver",
+    "fkit_isolation",
     "fkit_manager",
+    "fkit_manager_config",
+    "fkit_manager_plugins",
     "fkit_pgbouncer",
     "fkit_pgbouncer_url",
     "fkit_replica_pair",
+    "fkit_replica_pair_database",
+    "fkit_schema",
+    "fkit_session",
+    "fkit_uow",
+    "fkit_worker_database",
+    "metrics_registry",
     "pytest_addoption",
     "pytest_configure",
+    "span_exporter",
 ]
 
 ENV_DATABASE_URL = "FKIT_TEST_DATABASE_URL"
@@ -59,16 +97,48 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("fkit", "fkit: a real PostgreSQL for tests")
     group.addoption("--fkit-pg", choices=_MODES, default=None, dest="fkit_pg", help=_MODE_HELP)
     parser.addini("fkit_pg", _MODE_HELP + " (default: auto)", default="auto")
+    parser.addini(
+        "fkit_schema",
+        "the schema of every test database: 'package.module:name' of a MetaData, a "
+        "declarative base, or a callable taking a connection",
+        default="",
+    )
+    parser.addini(
+        "fkit_alembic_ini",
+        "build the schema of every test database with Alembic, from this alembic.ini",
+        default="",
+    )
+    parser.addini(
+        "fkit_alembic_revision", "the revision fkit_alembic_ini upgrades to", default="head"
+    )
+
+
+_MARKERS = (
+    "fkit_plugins(*plugins): the plugins fkit_manager passes to AsyncSessionManager "
+    "(default: none; autoload is off)",
+    "fkit_truncate: fkit_manager commits for real and every table is truncated after the "
+    "test, instead of rolling the test's transaction back",
+    "fkit_pgbouncer: fkit_manager connects through the session's pgbouncer (transaction mode)",
+    "fkit_replica: fkit_manager reads from a streaming replica of its database "
+    "(fkit_replica_pair); implies fkit_truncate",
+)
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Register the ``fkit_plugins`` marker and check the ``fkit_pg`` setting."""
-    config.addinivalue_line(
-        "markers",
-        "fkit_plugins(*plugins): the plugins fkit_manager passes to AsyncSessionManager "
-        "(default: none; autoload is off)",
-    )
+    """Register the markers, name the run, check the ``fkit_pg`` setting."""
+    from fkit_testing._run import RunIdentity
+
+    for line in _MARKERS:
+        config.addinivalue_line("markers", line)
     _mode(config)
+    workerinput = getattr(config, "workerinput", None)
+    config.stash[IDENTITY_KEY] = RunIdentity.create(workerinput)
+    if workerinput is not None:
+        from fkit_testing._reaper import watch_process
+
+        # The controller started this worker. Killed, it leaves the worker running until
+        # its current test ends; the reapers clean up for a run that is over at once.
+        watch_process(os.getppid())
 
 
 def _mode(config: pytest.Config) -> str:
@@ -149,29 +219,6 @@ def fkit_driver() -> str:
     return driver
 
 
-@pytest_asyncio.fixture
-async def fkit_manager(
-    request: pytest.FixtureRequest, fkit_database_url: str, fkit_driver: str
-) -> AsyncIterator[AsyncSessionManager]:
-    """A started ``AsyncSessionManager`` on the test database, closed after the test.
-
-    Plugin autoload is off; ``@pytest.mark.fkit_plugins(p1, p2)`` passes plugins.
-    """
-    from fkit_core import AsyncSessionManager
-    from fkit_core.settings import BasePostgresConfig
-    from fkit_testing._urls import with_driver
-
-    marker = request.node.get_closest_marker("fkit_plugins")
-    plugins = list(marker.args) if marker is not None else []
-    config = BasePostgresConfig(url=with_driver(fkit_database_url, fkit_driver))
-    manager = AsyncSessionManager(config, plugins=plugins, autoload=False)
-    await manager.start()
-    try:
-        yield manager
-    finally:
-        await manager.close()
-
-
 @pytest.fixture(scope="session")
 def fkit_replica_pair(request: pytest.FixtureRequest) -> Iterator[ReplicaPair]:
     """A throwaway primary and a hot-standby streaming replica, for this test session.
@@ -208,10 +255,10 @@ def fkit_pgbouncer(fkit_database_url: str) -> Iterator[PgBouncer]:
         yield bouncer
 
 
-@pytest.fixture(scope="session")
-def fkit_pgbouncer_url(fkit_pgbouncer: PgBouncer) -> str:
-    """The ``postgresql://`` URL of ``fkit_pgbouncer``: the test database, through pgbouncer.
+@pytest.fixture
+def fkit_pgbouncer_url(fkit_pgbouncer: PgBouncer, fkit_worker_database: WorkerDatabase) -> str:
+    """The ``postgresql://`` URL of this worker's database, through ``fkit_pgbouncer``.
 
     Connect with ``BasePostgresConfig(url=..., pgbouncer=True)``.
     """
-    return fkit_pgbouncer.url
+    return fkit_pgbouncer.database_url(fkit_worker_database.name)
