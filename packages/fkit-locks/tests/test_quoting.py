@@ -144,3 +144,14 @@ def test_a_real_table_with_any_name_is_the_one_locked(db_url: str) -> None:
         finally:
             runner.run(run_sql(f'DROP SCHEMA "{scratch}" CASCADE'))
             runner.run(engine.dispose())
+
+
+def test_a_trailing_newline_is_quoted_not_dropped() -> None:
+    # SQLAlchemy's "needs quoting" check lets "_\n" through unquoted (its regex `$`
+    # matches before a final newline), which would lock table "_" instead.
+    from fkit_locks._tables import render_table
+
+    assert render_table("_\n") == ['"_\n"']
+    assert render_table("audit\n") == ['"audit\n"']
+    assert render_table("users") == ["users"]
+    assert render_table("order") == ['"order"']

@@ -11,6 +11,7 @@ from fkit_core.errors import (
     DatabaseError,
     DeadlockDetectedError,
     ExclusionViolationError,
+    FkitError,
     ForeignKeyViolationError,
     IntegrityViolationError,
     LockNotAvailableError,
@@ -127,7 +128,19 @@ def translate_error(exc: BaseException) -> DatabaseError | PoolTimeoutError | No
     # missing Unix socket). TimeoutError is an OSError too, but it is a deadline, not a
     # lost connection: the caller's own asyncio.timeout() inside a transaction, or
     # asyncpg's command_timeout. It stays a TimeoutError, and is not retried as transient.
-    if not is_dbapi and (not isinstance(exc, OSError) or isinstance(exc, TimeoutError)):
+    # SQLAlchemy 2.0 lets some driver errors raised while connecting through unwrapped
+    # (asyncpg's TooManyConnectionsError, InvalidCatalogNameError): a server error
+    # carries its SQLSTATE, so it is translated like a wrapped one.
+    raw_server_error = (
+        not is_dbapi
+        and not isinstance(exc, FkitError)  # already translated (by fkit or a plugin)
+        and isinstance(getattr(exc, "sqlstate", None), str)
+    )
+    if (
+        not is_dbapi
+        and not raw_server_error
+        and (not isinstance(exc, OSError) or isinstance(exc, TimeoutError))
+    ):
         return None
     sqlstate = sqlstate_of(exc)
     message = _driver_message(exc)

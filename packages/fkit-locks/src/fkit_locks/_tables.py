@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from time import perf_counter
 from typing import TYPE_CHECKING, Any, TypeAlias
@@ -9,7 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 from sqlalchemy import inspect, table
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.base import Executable
-from sqlalchemy.sql.elements import ClauseElement
+from sqlalchemy.sql.elements import ClauseElement, quoted_name
 from sqlalchemy.sql.expression import TableClause
 
 from fkit_core import sqlstate_of
@@ -81,8 +82,21 @@ def table_clauses(target: TableLike) -> list[TableClause]:
         _check_identifier(name, "table")
         if schema is not None:
             _check_identifier(schema, "schema")
-        found.append(table(str(name), schema=None if schema is None else str(schema)))
+        found.append(
+            table(_exact(str(name)), schema=None if schema is None else _exact(str(schema)))
+        )
     return found
+
+
+_PLAIN = re.compile(r"[a-z_][a-z0-9_$]*")
+
+
+def _exact(name: str) -> str:
+    # SQLAlchemy decides whether to quote with a regex anchored by `$`, which also
+    # matches before a trailing newline: "_\n" would go out unquoted and lock "_".
+    # Anything but a plain lower-case identifier is quoted; reserved words like
+    # `order` still get quoted by the preparer itself.
+    return name if _PLAIN.fullmatch(name) else quoted_name(name, quote=True)
 
 
 _display: IdentifierPreparer | None = None
