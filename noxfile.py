@@ -43,6 +43,10 @@ PACKAGES: dict[str, list[str]] = {
         "packages/fkit-testing",
         "-e",
         "integration-tests/sample-plugin",
+        # tests/test_web.py (FastAPI's `Depends(scope=...)`, 0.121) and tests/test_typing.py
+        # (mypy; 2.0 prints revealed types as `int`, not `builtins.int`).
+        "fastapi>=0.121",
+        "mypy>=2.0",
     ],
     "fkit-testing": [
         "-e",
@@ -261,9 +265,12 @@ def _matrix_install(session: nox.Session, sqlalchemy: str, di: str) -> None:
         args += ["-e", f"packages/{member}"]
     # fkit-core's discovery tests find this test-only plugin.
     args += ["-e", "integration-tests/sample-plugin"]
-    # fastapi 0.121: fkit-core's typing test checks its `Depends(scope=...)` branch; mypy:
-    # that test runs it.
-    args += [*TEST_TOOLS, "hypothesis>=6.100", "alembic>=1.13", "fastapi>=0.121", "mypy>=2.0"]
+    # Floors of the test tools, found by the lowest-direct run: pytest-asyncio before 1.4
+    # leaks event loops under xdist (ResourceWarning, an error here); fkit-core's typing
+    # test runs mypy (2.0 prints `int`, not `builtins.int`) over its `Depends(scope=...)`
+    # branch (FastAPI 0.121).
+    args += [*TEST_TOOLS, "pytest-asyncio>=1.4", "hypothesis>=6.100", "alembic>=1.13"]
+    args += ["fastapi>=0.121", "mypy>=2.0"]
     if sqlalchemy == "lowest":
         session.install("--resolution", "lowest-direct", *args)
     else:
