@@ -243,7 +243,8 @@ class ManagedTransaction(Generic[T]):
         # In a joined transaction a READ ONLY savepoint is rolled back, not released: it
         # has nothing to commit, and releasing it would keep the outer one read-only.
         joined_readonly = self._joined and self._spec.readonly
-        if self._spec.flush_before_commit or joined_readonly:
+        pending = bool(session.new or session.dirty or session.deleted)
+        if (self._spec.flush_before_commit and pending) or joined_readonly:
             try:
                 # Flushing first keeps flush failures (nothing sent to COMMIT yet, safe
                 # to retry) apart from failures of the COMMIT itself.
