@@ -388,6 +388,16 @@ class AsyncSessionManager:
             ConfigurationError: Unknown isolation level or a negative timeout.
             ManagerClosedError: The manager is closing or closed.
         """
+        if (
+            isolation_level is None
+            and not readonly
+            and deferrable is None
+            and statement_timeout is None
+            and lock_timeout is None
+        ):
+            # The everyday call: no parsing, no validation, one shared spec.
+            self._start_sync()
+            return ManagedTransaction(self, self._makers["primary"](), _DEFAULT_SPEC)
         spec = TransactionSpec(
             "transaction",
             parse_isolation_level(isolation_level),
@@ -434,6 +444,8 @@ class AsyncSessionManager:
         """Tell whether the primary answers ``query`` within ``timeout`` seconds."""
         return (await self.health_report(query, timeout)).healthy
 
+
+_DEFAULT_SPEC = TransactionSpec("transaction")
 
 SessionManager = AsyncSessionManager
 """Short alias of :class:`AsyncSessionManager`."""

@@ -85,6 +85,8 @@ class TransactionSpec:
 
     def local_settings(self) -> dict[str, str]:
         """Server settings for this transaction only (``set_config(..., true)``)."""
+        if self.statement_timeout is None and self.lock_timeout is None:
+            return {}  # the common case, on every transaction: nothing to build
         found = {
             "statement_timeout": _milliseconds("statement_timeout", self.statement_timeout),
             "lock_timeout": _milliseconds("lock_timeout", self.lock_timeout),
