@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import statistics
 import subprocess
@@ -28,6 +27,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
+from benchlib import database
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
@@ -43,7 +43,7 @@ from fkit_core import (
 from fkit_core.events import HealthChecked, ManagerClosed
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Iterator
+    from collections.abc import Awaitable, Callable
 
 INSERT = text("INSERT INTO bench_rows (note) VALUES ('x') RETURNING id")
 
@@ -200,18 +200,6 @@ async def bench_transactions(url: str, seconds: float, rounds: int) -> dict[str,
         await plain_engine.dispose()
         await manager.close()
     return results
-
-
-@contextlib.contextmanager
-def database(url: str | None) -> Iterator[str]:
-    url = url or os.environ.get("FKIT_TEST_DATABASE_URL")
-    if url:
-        yield url
-        return
-    from fkit_testing import launch_postgres
-
-    with launch_postgres() as server:
-        yield server.url
 
 
 def main() -> None:

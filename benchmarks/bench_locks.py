@@ -32,13 +32,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import os
 import secrets
 import statistics
 import time
 from typing import TYPE_CHECKING, Any
 
+from benchlib import database
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
@@ -47,7 +46,7 @@ from fkit_core.events import LockAcquired, LockReleased
 from fkit_locks import advisory_lock, advisory_xact_lock, try_advisory_xact_lock
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Iterator
+    from collections.abc import Awaitable, Callable
 
 TRY = text("SELECT pg_try_advisory_xact_lock(CAST(:k0 AS bigint))")
 SELECT_1 = text("SELECT 1")
@@ -200,18 +199,6 @@ async def bench_contention(
             "p95 wait ms": ordered[int(len(ordered) * 0.95)] * 1000,
         }
     return results
-
-
-@contextlib.contextmanager
-def database(url: str | None) -> Iterator[str]:
-    url = url or os.environ.get("FKIT_TEST_DATABASE_URL")
-    if url:
-        yield url
-        return
-    from fkit_testing import launch_postgres
-
-    with launch_postgres() as server:
-        yield server.url
 
 
 def main() -> None:

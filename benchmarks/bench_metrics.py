@@ -24,12 +24,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import os
 import statistics
 import time
 from typing import TYPE_CHECKING, Any
 
+from benchlib import database, per_call_us
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
@@ -41,7 +40,7 @@ from fkit_metrics import DEFAULT_BUCKETS, PostgresMetrics
 from fkit_metrics._pool import hold_timers, timed_pool_class
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
 
 INSERT = text("INSERT INTO bench_metric_rows (note) VALUES ('x') RETURNING id")
 
@@ -54,16 +53,6 @@ class _IdleConnection:
 
     def close(self) -> None:
         pass
-
-
-def _per_call_us(fn: Callable[[], object], n: int) -> float:
-    best = float("inf")
-    for _ in range(5):
-        start = time.perf_counter_ns()
-        for _ in range(n):
-            fn()
-        best = min(best, (time.perf_counter_ns() - start) / n / 1000)
-    return best
 
 
 def bench_hooks(n: int = 100_000) -> dict[str, float]:
@@ -103,10 +92,10 @@ def bench_hooks(n: int = 100_000) -> dict[str, float]:
     event.listen(timed_pool, "checkout", on_checkout)
     event.listen(timed_pool, "checkin", on_checkin)
 
-    quiet_us = _per_call_us(emit_quiet, n)
-    wired_us = _per_call_us(emit_wired, n)
-    plain_us = _per_call_us(lambda: plain_pool.connect().close(), n)
-    timed_us = _per_call_us(lambda: timed_pool.connect().close(), n)
+    quiet_us = per_call_us(emit_quiet, n)
+    wired_us = per_call_us(emit_wired, n)
+    plain_us = per_call_us(lambda: plain_pool.connect().close(), n)
+    timed_us = per_call_us(lambda: timed_pool.connect().close(), n)
     return {
         "TransactionEnded, nobody listening (us)": quiet_us,
         "TransactionEnded, to the metrics (us)": wired_us,
@@ -181,18 +170,6 @@ async def bench(url: str, seconds: float, rounds: int) -> dict[str, dict[str, fl
         await plain.close()
         await measured.close()
     return results
-
-
-@contextlib.contextmanager
-def database(url: str | None) -> Iterator[str]:
-    url = url or os.environ.get("FKIT_TEST_DATABASE_URL")
-    if url:
-        yield url
-        return
-    from fkit_testing import launch_postgres
-
-    with launch_postgres() as server:
-        yield server.url
 
 
 def main() -> None:

@@ -30,11 +30,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 import statistics
 import time
 from typing import TYPE_CHECKING, Any
 
+from benchlib import database, per_call_us
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -64,16 +64,6 @@ class _Context:
     """Stands in for SQLAlchemy's execution context: the listeners keep the span on it."""
 
 
-def _per_call_us(fn: Callable[[], object], n: int) -> float:
-    best = float("inf")
-    for _ in range(5):
-        start = time.perf_counter_ns()
-        for _ in range(n):
-            fn()
-        best = min(best, (time.perf_counter_ns() - start) / n / 1000)
-    return best
-
-
 def bench_hooks(n: int = 50_000) -> dict[str, float]:
     """What the plugin adds to a one-statement transaction, without the database."""
     manager = AsyncSessionManager(
@@ -100,7 +90,7 @@ def bench_hooks(n: int = 50_000) -> dict[str, float]:
                 listeners.before(None, None, STATEMENT, None, context, False)  # type: ignore[arg-type]
                 listeners.after(None, None, STATEMENT, None, context, False)  # type: ignore[arg-type]
 
-        results[f"scope hook + 1 statement, {label} (us)"] = _per_call_us(one_transaction, n)
+        results[f"scope hook + 1 statement, {label} (us)"] = per_call_us(one_transaction, n)
         wiring.remove()
         exporter.clear()
     return results
@@ -194,18 +184,6 @@ async def bench(url: str, seconds: float, rounds: int) -> dict[str, dict[str, fl
             await session.execute(text("DROP TABLE IF EXISTS bench_otel_rows"))
         await manager.close()
     return results
-
-
-@contextlib.contextmanager
-def database(url: str | None) -> Iterator[str]:
-    url = url or os.environ.get("FKIT_TEST_DATABASE_URL")
-    if url:
-        yield url
-        return
-    from fkit_testing import launch_postgres
-
-    with launch_postgres() as server:
-        yield server.url
 
 
 def main() -> None:
