@@ -116,18 +116,28 @@ async def test_a_failure_at_commit_is_raised_translated_and_chained(
 
 @pytest.mark.asyncio
 @pytest.mark.parametrize("level", list(IsolationLevel))
+@pytest.mark.parametrize("pgbouncer", [False, True], ids=["direct", "pgbouncer-mode"])
 async def test_every_isolation_level_is_applied_and_does_not_leak(
-    db_url: str, level: IsolationLevel
+    db_url: str, level: IsolationLevel, pgbouncer: bool
 ) -> None:
-    # One pooled connection, so the next transaction surely reuses the same one.
+    # One pooled connection, so the next transaction surely reuses the same one. In
+    # pgbouncer mode the server settings come from a `begin` listener; the level must
+    # still be the transaction's first statement, and the settings must hold too.
     from fkit_core import BasePostgresConfig, PoolSettings
 
-    config = BasePostgresConfig(url=db_url, pool=PoolSettings(size=1, max_overflow=0))
+    config = BasePostgresConfig(
+        url=db_url,
+        pool=PoolSettings(size=1, max_overflow=0),
+        pgbouncer=pgbouncer,
+        query={"statement_timeout": 7},
+    )
     async with AsyncSessionManager(config, plugins=[], autoload=False) as manager:
         async with manager.get_transaction(level.value.lower()) as session:
             shown = (await session.execute(text("SHOW transaction_isolation"))).scalar()
+            timeout = (await session.execute(text("SHOW statement_timeout"))).scalar()
             pid = (await session.execute(text("SELECT pg_backend_pid()"))).scalar()
         assert str(shown).upper() == level.value
+        assert timeout == "7s"
         async with manager.get_transaction() as session:
             assert (await session.execute(text("SELECT pg_backend_pid()"))).scalar() == pid
             assert (

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection
 
-from fkit_core._engine import READ_UNCOMMITTED_OPTION, is_fkit_engine
+from fkit_core._engine import READ_UNCOMMITTED_OPTION, begins_read_uncommitted
 from fkit_core._isolation import IsolationLevel
 from fkit_core._owner import ENGINE_INFO_KEY, WorkOwner, owner_of
 from fkit_core._txevents import (
@@ -67,12 +67,12 @@ class TransactionSpec:
     commit_on_exit: bool = True
     flush_before_commit: bool = False
 
-    def execution_options(self, fkit_engine: bool) -> dict[str, Any] | None:
+    def execution_options(self, option_for_read_uncommitted: bool) -> dict[str, Any] | None:
         """SQLAlchemy execution options that begin the transaction, or None for none."""
         options: dict[str, Any] = {}
         level = self.isolation_level
         if level is IsolationLevel.READ_UNCOMMITTED:
-            if fkit_engine:
+            if option_for_read_uncommitted:
                 options[READ_UNCOMMITTED_OPTION] = True
         elif level is not None:
             # SQLAlchemy resets the level when the connection returns to the pool.
@@ -171,8 +171,8 @@ class ManagedTransaction(Generic[T]):
         # (join_transaction_mode="create_savepoint": rollback-per-test isolation). Its
         # isolation level cannot change any more; READ ONLY holds for the savepoint only.
         self._joined = isinstance(bind, Connection) and bind.in_transaction()
-        fkit_engine = is_fkit_engine(bind)  # type: ignore[arg-type]
-        options = None if self._joined else spec.execution_options(fkit_engine)
+        by_option = begins_read_uncommitted(bind)  # type: ignore[arg-type]
+        options = None if self._joined else spec.execution_options(by_option)
         if self._joined and spec.readonly:
             await session.execute(_READ_ONLY_SAVEPOINT)
         if options:
@@ -180,7 +180,7 @@ class ManagedTransaction(Generic[T]):
             await session.connection(execution_options=options)
         if (
             spec.isolation_level is IsolationLevel.READ_UNCOMMITTED
-            and not fkit_engine
+            and not by_option
             and not self._joined
         ):
             await session.execute(_READ_UNCOMMITTED)
