@@ -146,14 +146,20 @@ async def test_statement_timeout(manager: AsyncSessionManager) -> None:
 
 @pytest.mark.asyncio
 async def test_a_cancelled_statement_that_was_no_timeout(manager: AsyncSessionManager) -> None:
+    # Cancelled only once the backend runs the sleep itself (found by a marker in its
+    # text): cancelling the moment it looks active could hit the previous statement.
+    marker = f"fkit_cancel_{uuid.uuid4().hex[:10]}"
     async with manager.get_session() as probe:
 
         async def cancel_other(pid: int) -> None:
             for _ in range(200):
                 busy = (
                     await probe.execute(
-                        text("SELECT state = 'active' FROM pg_stat_activity WHERE pid = :p"),
-                        {"p": pid},
+                        text(
+                            "SELECT state = 'active' AND position(:m in query) > 0 "
+                            "FROM pg_stat_activity WHERE pid = :p"
+                        ),
+                        {"p": pid, "m": marker},
                     )
                 ).scalar()
                 if busy:
@@ -165,7 +171,7 @@ async def test_a_cancelled_statement_that_was_no_timeout(manager: AsyncSessionMa
             async with manager.get_transaction() as s:
                 pid = (await s.execute(text("SELECT pg_backend_pid()"))).scalar_one()
                 canceller = asyncio.create_task(cancel_other(pid))
-                await s.execute(text("SELECT pg_sleep(10)"))
+                await s.execute(text(f"SELECT pg_sleep(10) /* {marker} */"))
         await canceller
     assert not isinstance(info.value, e.StatementTimeoutError)
 
@@ -179,9 +185,25 @@ async def test_admin_shutdown_is_a_connection_loss(manager: AsyncSessionManager)
                 await killer.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
                 await s.execute(text("SELECT 1"))
     assert isinstance(info.value, ConnectionError)
+    assert "could not connect" not in str(info.value)  # it was connected
     # The pool threw the dead connection away; the next transaction works.
     async with manager.get_transaction() as s:
         assert (await s.execute(text("SELECT 1"))).scalar() == 1
+
+
+@pytest.mark.asyncio
+async def test_a_refused_connect_says_it_could_not_connect(db_url: str) -> None:
+    from sqlalchemy.engine import make_url
+
+    # Port 1 on the loopback: nothing listens there, the connect is refused at once.
+    nowhere = make_url(db_url).set(host="127.0.0.1", port=1, password="s3cret-pw")  # noqa: S106 - a canary
+    manager = AsyncSessionManager(
+        nowhere.render_as_string(hide_password=False), plugins=[], autoload=False
+    )
+    with pytest.raises(e.ConnectionLostError) as info:
+        await manager.start()
+    assert str(info.value).startswith("could not connect to PostgreSQL: ")
+    assert "s3cret-pw" not in str(info.value)
 
 
 @pytest.mark.asyncio

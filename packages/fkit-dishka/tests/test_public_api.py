@@ -16,9 +16,12 @@ def test_all_is_pinned_and_sorted() -> None:
     assert fkit_dishka.__all__ == [
         "AsyncDatabaseProvider",
         "AsyncUnitOfWorkProvider",
+        "ErrorResponse",
         "PrometheusPostgresMetricsProvider",
         "ScopedTransaction",
+        "TransactionMiddleware",
         "__version__",
+        "commit_below_400",
     ]
     for name in fkit_dishka.__all__:
         assert getattr(fkit_dishka, name) is not None

@@ -17,6 +17,7 @@ from fkit_demo.container import make_container
 from fkit_demo.models import metadata
 from fkit_demo.services import DemoMetrics, settle_periodically
 from fkit_demo.uow import DemoUnitOfWork
+from fkit_dishka import TransactionMiddleware
 from fkit_metrics import metrics_app
 
 if TYPE_CHECKING:
@@ -95,5 +96,8 @@ def create_app(
     app.include_router(router)
     # An ASGI app of its own, served as is (a plain Route: a Mount would redirect to /metrics/).
     app.router.routes.append(Route("/metrics", metrics_app(registry), methods=["GET"]))
+    # Request-scoped sessions end before the response: committed for a success, rolled
+    # back for an error response (the endpoints here use the UoW, which commits itself).
+    app.add_middleware(TransactionMiddleware)
     setup_dishka(container, app)
     return app

@@ -8,16 +8,17 @@ from typing import TYPE_CHECKING
 
 import uvicorn
 
-from fkit_core import discover_plugins
+from fkit_core import AsyncSessionManager, discover_plugins
+from fkit_core.errors import FkitError
 from fkit_demo.app import create_app
 from fkit_demo.tracing import console_tracer_provider
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from fkit_core import AsyncSessionManager, BasePostgresConfig
+    from fkit_core import BasePostgresConfig
 
-__all__ = ["ServeResult", "bind_socket", "describe_plugins", "serve"]
+__all__ = ["ServeResult", "bind_socket", "check_database", "describe_plugins", "serve"]
 
 HOST = "127.0.0.1"
 
@@ -60,6 +61,27 @@ def describe_plugins(manager: AsyncSessionManager) -> list[str]:
     return described
 
 
+async def check_database(config: BasePostgresConfig) -> None:
+    """Connect once before serving, so an unreachable database is one clear line.
+
+    Without it the failure would surface inside uvicorn's lifespan, as a traceback.
+
+    Raises:
+        RuntimeError: The database cannot be used; the message says why and what to do.
+    """
+    probe = AsyncSessionManager(config, plugins=[], autoload=False, name="fkit-demo-check")
+    try:
+        await probe.start()
+    except FkitError as exc:
+        raise RuntimeError(
+            f"cannot use the database at {config.masked_url()}: {exc}. Check that it is "
+            "running and that FKIT_DB_URL is right, or unset FKIT_DB_URL to run the demo "
+            "on an embedded PostgreSQL"
+        ) from exc
+    finally:
+        await probe.close()
+
+
 async def serve(
     config: BasePostgresConfig,
     *,
@@ -77,9 +99,10 @@ async def serve(
     ``KeyboardInterrupt``.
 
     Raises:
-        RuntimeError: The port is taken (or cannot be bound).
+        RuntimeError: The port is taken (or cannot be bound), or the database cannot be used.
     """
     outcome = result if result is not None else ServeResult()
+    await check_database(config)
     try:
         sock = bind_socket(HOST, port)
     except OSError as exc:

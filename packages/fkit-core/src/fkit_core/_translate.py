@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 from sqlalchemy import exc as sa_exc
 
 from fkit_core.errors import (
@@ -107,6 +109,16 @@ def _detail(exc: BaseException, attribute: str) -> str | None:
     return None
 
 
+def _never_connected(exc: BaseException, message: str) -> bool:
+    # Refused, unknown host, no such Unix socket (asyncpg raises the OSError itself);
+    # libpq says "connection failed" / "Connect call failed" in its own words.
+    connect_errors = (ConnectionRefusedError, socket.gaierror, FileNotFoundError)
+    if any(isinstance(item, connect_errors) for item in _chain(exc)):
+        return True
+    lowered = message.lower()
+    return "connect call failed" in lowered or lowered.startswith("connection failed")
+
+
 def _driver_message(exc: BaseException) -> str:
     orig = getattr(exc, "orig", None)
     text = str(orig if orig is not None else exc).strip()
@@ -170,7 +182,10 @@ def translate_error(exc: BaseException) -> DatabaseError | PoolTimeoutError | No
     orig = getattr(exc, "orig", None)
     unreachable = sqlstate is None and type(orig).__name__ in _LIBPQ_FAILURES
     if invalidated or unreachable or (sqlstate or "").startswith("08") or isinstance(exc, OSError):
-        return ConnectionLostError(
-            f"the connection to PostgreSQL was lost: {message}{suffix}", sqlstate=sqlstate
+        what = (
+            "could not connect to PostgreSQL"
+            if _never_connected(exc, message)
+            else "the connection to PostgreSQL was lost"
         )
+        return ConnectionLostError(f"{what}: {message}{suffix}", sqlstate=sqlstate)
     return DatabaseError(message + suffix, sqlstate=sqlstate)
