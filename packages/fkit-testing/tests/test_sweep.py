@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import subprocess
@@ -79,13 +80,22 @@ async def test_sweep_drops_only_what_dead_runs_left(fkit_database_url: str, driv
                 text("SELECT pg_advisory_lock(hashtextextended(:n, 0))"),
                 {"n": db["busy"].lock_name},
             )
-            dropped = await sweep_stale(conn)
-            names = set(
-                (await conn.execute(text("SELECT datname FROM pg_database"))).scalars().all()
-            )
-        assert sorted(n for n in dropped if n in created) == sorted(
-            [db["dead"].database_name, db["dead"].template_name, db["orphan"].template_name]
-        )
+            stale = {db["dead"].database_name, db["dead"].template_name}
+            stale.add(db["orphan"].template_name)
+            dropped: list[str] = []
+            # Another test's sweep on the same server (xdist runs the other driver's case
+            # at the same time) may hold a run's lock for a moment, and a sweep skips a
+            # locked run: sweep again until the stale ones are gone, whoever dropped them.
+            for _ in range(50):
+                dropped += await sweep_stale(conn)
+                names = set(
+                    (await conn.execute(text("SELECT datname FROM pg_database"))).scalars().all()
+                )
+                if not stale & names:
+                    break
+                await asyncio.sleep(0.1)
+        assert not stale & names
+        assert {n for n in dropped if n in created} <= stale
         for label in ("alive", "bare", "far", "busy"):
             assert db[label].database_name in names, label
         assert db["alive"].template_name in names

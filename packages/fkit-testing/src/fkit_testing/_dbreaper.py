@@ -15,24 +15,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
-import select
-import signal
-import subprocess
 import sys
-from pathlib import Path
 from typing import Any
 
-from fkit_testing._reaper import READY, wait_for_release, watch_args
+from fkit_testing._reaper import WatchdogProcess, serve_until_released, watch_args
 
 __all__ = ["DatabaseReaper", "main"]
 
 _DONE = b"done\n"
 
 
-class DatabaseReaper:
+class DatabaseReaper(WatchdogProcess):
     """The owner's handle on a running database reaper.
 
     Args:
@@ -40,74 +35,13 @@ class DatabaseReaper:
     """
 
     def __init__(self, job: dict[str, str]) -> None:
-        read_end, self._write_end = os.pipe()
         argv = [sys.executable, "-m", "fkit_testing._dbreaper", *watch_args()]
-        env = dict(os.environ)
-        package_root = str(Path(__file__).resolve().parent.parent)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
-        try:
-            self.process = subprocess.Popen(
-                argv, stdin=read_end, stdout=subprocess.PIPE, env=env, start_new_session=True
-            )
-            os.write(self._write_end, json.dumps(job).encode() + b"\n")
-        except BaseException:
-            os.close(self._write_end)
-            self._write_end = -1
-            raise
-        finally:
-            os.close(read_end)
-
-    @property
-    def pid(self) -> int:
-        """The reaper's process id."""
-        return self.process.pid
-
-    def wait_ready(self, timeout: float) -> None:
-        """Wait until the reaper has read its job and watches the pipe.
-
-        Raises:
-            RuntimeError: It exited or did not answer within ``timeout`` seconds.
-        """
-        stdout = self.process.stdout
-        assert stdout is not None
-        try:
-            ready, _, _ = select.select([stdout], [], [], timeout)
-            line = stdout.readline() if ready else b""
-        finally:
-            stdout.close()
-        if line != READY:
-            code = self.process.poll()
-            state = f"exited with code {code}" if code is not None else "did not answer"
-            raise RuntimeError(f"the database reaper process {state}")
+        first = json.dumps(job).encode() + b"\n"
+        super().__init__(argv, "the database reaper process", first_line=first)
 
     def release(self, *, done: bool, timeout: float = 60.0) -> None:
         """Let the reaper go: ``done`` says the owner dropped the database itself."""
-        if self._write_end >= 0:
-            with contextlib.suppress(OSError):
-                if done:
-                    os.write(self._write_end, _DONE)
-            os.close(self._write_end)
-            self._write_end = -1
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-    def _forget(self) -> None:
-        # A forked child must not keep the pipe open: only the owner's end counts.
-        if self._write_end >= 0:
-            with contextlib.suppress(OSError):
-                os.close(self._write_end)
-            self._write_end = -1
-
-
-class _Interrupted(Exception):
-    pass
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise _Interrupted
+        self._release(timeout, _DONE if done else None)
 
 
 def _read_job(fd: int) -> tuple[dict[str, Any], bytes]:
@@ -138,17 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     fd = sys.stdin.fileno()
     job, received = _read_job(fd)
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, _interrupt)
-    try:
-        os.write(sys.stdout.fileno(), READY)
-        sys.stdout.close()
-        received += wait_for_release(fd, args.watch_pid, args.watch_start)
-    except _Interrupted:
-        pass
-    finally:
-        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(signum, signal.SIG_IGN)
+    received += serve_until_released(fd, args.watch_pid, args.watch_start)
     if _DONE in received:
         return 0
     try:

@@ -179,7 +179,7 @@ class PostgresServer:
     def _forget(self) -> None:
         state, self._state = self._state, None
         if state is not None:
-            state.reaper.forget_in_child()
+            state.reaper._forget()
 
     def _running(self) -> Cluster:
         if self._state is None:

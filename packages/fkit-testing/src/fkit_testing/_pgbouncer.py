@@ -223,7 +223,7 @@ class PgBouncer:
     def _forget(self) -> None:
         state, self._state = self._state, None
         if state is not None:
-            state.reaper.forget_in_child()
+            state.reaper._forget()
 
     def _running(self) -> _State:
         if self._state is None:

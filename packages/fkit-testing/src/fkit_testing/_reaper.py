@@ -37,10 +37,12 @@ __all__ = [
     "DIR_PREFIX",
     "READY",
     "Reaper",
+    "WatchdogProcess",
     "kill_from_pidfile",
     "main",
     "process_gone",
     "process_start",
+    "serve_until_released",
     "wait_for_release",
     "watch_args",
     "watch_process",
@@ -103,8 +105,87 @@ def wait_for_release(fd: int, watch_pid: int | None = None, watch_start: str = "
             return received
 
 
-class Reaper:
-    """The owner's handle on a running reaper process."""
+class WatchdogProcess:
+    """The owner's handle on a watchdog process that reads the owner's pipe until EOF.
+
+    Starts ``argv`` in its own session with the read end of a pipe as stdin and keeps
+    the only write end; the kernel closes it however this process ends.
+
+    Args:
+        argv: The watchdog's command line (``python -m ...``).
+        description: How errors name it.
+        first_line: Written to the pipe at once (a job the watchdog reads first).
+    """
+
+    def __init__(self, argv: list[str], description: str, first_line: bytes | None = None):
+        read_end, self._write_end = os.pipe()
+        self._description = description
+        env = dict(os.environ)
+        # The watchdog must import this package even when it is not installed (src layout).
+        package_root = str(Path(__file__).resolve().parent.parent)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
+        try:
+            self.process = subprocess.Popen(
+                argv, stdin=read_end, stdout=subprocess.PIPE, env=env, start_new_session=True
+            )
+            if first_line is not None:
+                os.write(self._write_end, first_line)
+        except BaseException:
+            os.close(self._write_end)
+            self._write_end = -1
+            raise
+        finally:
+            os.close(read_end)
+
+    @property
+    def pid(self) -> int:
+        """The watchdog's process id."""
+        return self.process.pid
+
+    def wait_ready(self, timeout: float) -> None:
+        """Wait until the watchdog is watching the pipe.
+
+        Raises:
+            RuntimeError: It exited or did not answer within ``timeout`` seconds.
+        """
+        stdout = self.process.stdout
+        assert stdout is not None
+        try:
+            ready, _, _ = select.select([stdout], [], [], timeout)
+            line = stdout.readline() if ready else b""
+        finally:
+            stdout.close()
+        if line != READY:
+            code = self.process.poll()
+            state = f"exited with code {code}" if code is not None else "did not answer"
+            raise RuntimeError(f"{self._description} {state}")
+
+    def _release(self, timeout: float, last_line: bytes | None = None) -> None:
+        """Close the pipe (after ``last_line``) and wait for the watchdog to finish."""
+        if self._write_end >= 0:
+            if last_line is not None:
+                with contextlib.suppress(OSError):
+                    os.write(self._write_end, last_line)
+            os.close(self._write_end)
+            self._write_end = -1
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+
+    def _forget(self) -> None:
+        # In a forked child: drop the write end, so that only the owner keeps it open.
+        if self._write_end >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self._write_end)
+            self._write_end = -1
+
+
+class Reaper(WatchdogProcess):
+    """The owner's handle on a running server reaper process."""
 
     def __init__(
         self,
@@ -126,7 +207,6 @@ class Reaper:
             pidfile: A pid file inside ``remove_dir`` naming a process to kill instead
                 (pgbouncer).
         """
-        read_end, self._write_end = os.pipe()
         argv = [sys.executable, "-m", "fkit_testing._reaper", str(remove_dir)]
         if pg_ctl is not None and data_dir is not None:
             argv += ["--pg-ctl", str(pg_ctl), "--data-dir", str(data_dir)]
@@ -135,64 +215,11 @@ class Reaper:
         if user is not None:
             argv += ["--runuser", user[0], "--user", user[1]]
         argv += watch_args()
-        self._argv = argv
-        env = dict(os.environ)
-        # The reaper must import this package even when it is not installed (src layout).
-        package_root = str(Path(__file__).resolve().parent.parent)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
-        try:
-            self.process = subprocess.Popen(
-                argv, stdin=read_end, stdout=subprocess.PIPE, env=env, start_new_session=True
-            )
-        except BaseException:
-            os.close(self._write_end)
-            raise
-        finally:
-            os.close(read_end)
-
-    @property
-    def pid(self) -> int:
-        """The reaper's process id."""
-        return self.process.pid
-
-    def wait_ready(self, timeout: float) -> None:
-        """Wait until the reaper is watching the pipe.
-
-        Raises:
-            RuntimeError: It exited or did not answer within ``timeout`` seconds.
-        """
-        stdout = self.process.stdout
-        assert stdout is not None
-        try:
-            ready, _, _ = select.select([stdout], [], [], timeout)
-            line = stdout.readline() if ready else b""
-        finally:
-            stdout.close()
-        if line != READY:
-            code = self.process.poll()
-            state = f"exited with code {code}" if code is not None else "did not answer"
-            msg = f"the reaper process ({' '.join(self._argv)}) {state}"
-            raise RuntimeError(msg)
+        super().__init__(argv, f"the reaper process ({' '.join(argv)})")
 
     def release(self, timeout: float) -> None:
         """Close the pipe and wait for the reaper to finish its cleanup."""
-        if self._write_end >= 0:
-            os.close(self._write_end)
-            self._write_end = -1
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        if self.process.stdout is not None:
-            self.process.stdout.close()
-
-    def forget_in_child(self) -> None:
-        """Drop the write end in a forked child so that only the owner keeps it open."""
-        if self._write_end >= 0:
-            with contextlib.suppress(OSError):
-                os.close(self._write_end)
-            self._write_end = -1
+        self._release(timeout)
 
 
 class _Interrupted(Exception):
@@ -201,6 +228,25 @@ class _Interrupted(Exception):
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise _Interrupted
+
+
+def serve_until_released(fd: int, watch_pid: int | None, watch_start: str) -> bytes:
+    """The watchdog's side: say it is ready, then wait for EOF (or the watched process).
+
+    SIGINT, SIGTERM and SIGHUP end the wait early; afterwards they are ignored, so the
+    cleanup that follows finishes whatever else arrives. Returns what the owner wrote.
+    """
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _interrupt)
+    try:
+        os.write(sys.stdout.fileno(), READY)
+        sys.stdout.close()
+        return wait_for_release(fd, watch_pid, watch_start)
+    except _Interrupted:
+        return b""
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, signal.SIG_IGN)
 
 
 def _server_pid(data_dir: Path) -> int | None:
@@ -306,18 +352,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"refusing to remove {args.remove_dir}: its name must start with {DIR_PREFIX}")
     if args.pidfile is not None and args.pidfile.parent != args.remove_dir:
         parser.error(f"refusing to use {args.pidfile}: it must be inside {args.remove_dir}")
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, _interrupt)
-    try:
-        os.write(sys.stdout.fileno(), READY)
-        sys.stdout.close()
-        wait_for_release(sys.stdin.fileno(), args.watch_pid, args.watch_start)
-    except _Interrupted:
-        pass
-    finally:
-        # Cleanup must finish even if more signals come.
-        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(signum, signal.SIG_IGN)
+    serve_until_released(sys.stdin.fileno(), args.watch_pid, args.watch_start)
     _cleanup(args.pg_ctl, args.data_dir, args.pidfile, args.remove_dir, run_as)
     return 0
 
