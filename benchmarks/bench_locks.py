@@ -55,8 +55,8 @@ SELECT_1 = text("SELECT 1")
 def bench_bookkeeping(n: int = 200_000) -> dict[str, float]:
     from sqlalchemy.ext.asyncio import AsyncSession
 
-    from fkit_core._transaction import owner_of
     from fkit_core.events import LockNotAcquired
+    from fkit_core.extending import owner_of
     from fkit_locks._keys import resolve_key
     from fkit_locks._sql import advisory_sql, key_params
 

@@ -88,3 +88,28 @@ def test_sources_import_only_core_and_themselves(package: Path) -> None:
             where = source.relative_to(ROOT)
             assert module in LAZY.get(package.name, set()), f"{where} imports {module}"
             assert not at_top, f"{where} imports {module} at module level; it must be lazy"
+
+
+def _imported_names(path: Path) -> set[str]:
+    """Every module a file imports (absolute imports), type-checking ones included."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+@pytest.mark.parametrize(
+    "package", [p for p in PACKAGES if p.name != "fkit-core"], ids=lambda p: p.name
+)
+def test_plugins_use_only_public_modules_of_the_core(package: Path) -> None:
+    # Plugins see the core as any third-party plugin would: its public modules
+    # (fkit_core, .settings, .events, .errors, .extending, ...), never a private one.
+    for source in sorted((package / "src").rglob("*.py")):
+        for name in _imported_names(source):
+            parts = name.split(".")
+            if parts[0] == "fkit_core":
+                private = [part for part in parts[1:] if part.startswith("_")]
+                assert not private, f"{source.relative_to(ROOT)} imports {name}"

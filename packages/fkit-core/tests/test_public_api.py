@@ -63,6 +63,20 @@ def test_all_is_pinned_and_sorted() -> None:
             assert hasattr(module, name), f"{module.__name__}.{name}"
 
 
+def test_the_plugin_author_module_is_pinned() -> None:
+    import fkit_core.extending as extending
+
+    assert extending.__all__ == [
+        "WorkOwner",
+        "engine_name_of",
+        "manager_of",
+        "owner_of",
+        "raise_translated",
+    ]
+    for name in extending.__all__:
+        assert getattr(extending, name).__doc__, name
+
+
 def test_version_matches_pyproject() -> None:
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
     assert fkit_core.__version__ == pyproject["project"]["version"]

@@ -285,11 +285,25 @@ class AsyncSessionManager:
                 "create and start a new manager"
             )
 
-    def _enter_work(self) -> object:
+    def enter_work(self) -> object:
+        """Count work as in flight, so that :meth:`close` drains it (for plugin authors).
+
+        fkit's own transactions and sessions do this themselves; a plugin that holds a
+        connection outside them (a session-level lock, say) calls it and hands the
+        token back to :meth:`leave_work` when done. ``close()`` waits for such work and,
+        past its timeout, cancels the task that entered it.
+
+        Returns:
+            A token for :meth:`leave_work`.
+
+        Raises:
+            ManagerClosedError: The manager is closing or closed.
+        """
         self._check_open()
         return self._work.enter()
 
-    def _leave_work(self, token: object | None) -> None:
+    def leave_work(self, token: object | None) -> None:
+        """End work counted by :meth:`enter_work`; a token given twice counts once."""
         self._work.leave(token)
 
     @property

@@ -78,12 +78,12 @@ class SessionTransaction:
         session = self.session
         self._nested = self._force_nested or session.in_transaction()
         if not self._nested:
-            self._token = self._owner._enter_work()
+            self._token = self._owner.enter_work()
         self._started = perf_counter()
         try:
             self._tx = await (session.begin_nested() if self._nested else session.begin())
         except BaseException as exc:
-            self._owner._leave_work(self._token)
+            self._owner.leave_work(self._token)
             raise_translated(self._owner, exc, self._engine_name)
             raise
         self._scope = enter_transaction(
@@ -126,7 +126,7 @@ class SessionTransaction:
     def _end(self, exc: BaseException | None, outcome: TransactionOutcome) -> None:
         scope, self._scope = self._scope, None
         if not self._nested:
-            self._owner._leave_work(self._token)
+            self._owner.leave_work(self._token)
         exit_transaction(
             self._owner,
             scope,

@@ -129,7 +129,7 @@ def _find_owner(
     if session is not None:
         return owner_of(session)
     for value in (*args, *kwargs.values()):
-        if hasattr(value, "_enter_work") and hasattr(value, "bus"):
+        if hasattr(value, "enter_work") and hasattr(value, "bus"):
             return value  # type: ignore[no-any-return]
     return DETACHED
 

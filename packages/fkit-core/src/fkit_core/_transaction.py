@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection
 
 from fkit_core._engine import READ_UNCOMMITTED_OPTION, begins_read_uncommitted
 from fkit_core._isolation import IsolationLevel
-from fkit_core._owner import ENGINE_INFO_KEY, WorkOwner, owner_of
+from fkit_core._owner import ENGINE_INFO_KEY, WorkOwner
 from fkit_core._txevents import (
     enter_transaction,
     exit_transaction,
@@ -37,9 +37,7 @@ if TYPE_CHECKING:
 
     from fkit_core.events import TransactionKind, TransactionOutcome
 
-# owner_of, raise_translated and WorkOwner are re-exported for plugins that wrap their
-# own statements (fkit-locks) and report on the session's manager like transactions do.
-__all__ = ["ManagedTransaction", "TransactionSpec", "WorkOwner", "owner_of", "raise_translated"]
+__all__ = ["ManagedTransaction", "TransactionSpec"]
 
 logger = logging.getLogger("fkit_core.transaction")
 
@@ -196,7 +194,7 @@ class ManagedTransaction(Generic[T]):
     async def __aenter__(self) -> T:
         owner = self._owner
         spec = self._spec
-        self._token = owner._enter_work()
+        self._token = owner.enter_work()
         self._started = perf_counter()
         while True:
             try:
@@ -275,7 +273,7 @@ class ManagedTransaction(Generic[T]):
         finally:
             scope, self._scope = self._scope, None
             owner = self._owner
-            owner._leave_work(self._token)
+            owner.leave_work(self._token)
             spec = self._spec
             exit_transaction(
                 owner,

@@ -29,7 +29,16 @@ __all__ = ["enter_transaction", "exit_transaction", "raise_commit_failure", "rai
 def raise_translated(owner: WorkOwner, exc: BaseException, engine_name: str) -> None:
     """Raise the fkit translation of ``exc`` chained to it, emitting ``DatabaseErrorOccurred``.
 
-    Returns normally when ``exc`` is not a database error, so the caller re-raises it.
+    Returns normally when ``exc`` is not a database error, so the caller re-raises it::
+
+        except Exception as exc:
+            raise_translated(owner, exc, engine_name_of(session))
+            raise
+
+    Args:
+        owner: Where the event goes (:func:`owner_of` the session).
+        exc: What the driver or SQLAlchemy raised.
+        engine_name: The engine the statement ran on (:func:`engine_name_of`).
     """
     translated = translate_error(exc)
     if translated is None:

@@ -85,11 +85,11 @@ class TrackedSession:
         self._token: object | None = None
 
     async def __aenter__(self) -> AsyncSession:
-        self._token = self._owner._enter_work()
+        self._token = self._owner.enter_work()
         return self._session
 
     async def __aexit__(self, *exc_info: object) -> None:
         try:
             await self._session.close()
         finally:
-            self._owner._leave_work(self._token)
+            self._owner.leave_work(self._token)

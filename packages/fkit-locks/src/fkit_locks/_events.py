@@ -21,18 +21,18 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from fkit_core.events import LockAcquired, LockNotAcquired, LockReleased
+from fkit_core.extending import engine_name_of
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
     from sqlalchemy.orm import SessionTransaction
 
-    from fkit_core._transaction import WorkOwner
     from fkit_core.events import LockScope
+    from fkit_core.extending import WorkOwner
 
 __all__ = ["emit_acquired", "emit_not_acquired", "emit_released", "track_until_transaction_end"]
 
 HELD_INFO_KEY = "fkit_locks.held"
-ENGINE_INFO_KEY = "fkit.engine_name"  # set by fkit-core's sessionmakers
 
 
 def emit_acquired(
@@ -161,6 +161,6 @@ def track_until_transaction_end(
     transaction = sync.get_nested_transaction() or sync.get_transaction()
     if transaction is None:
         return
-    engine: str = sync.info.get(ENGINE_INFO_KEY, "primary")
+    engine = engine_name_of(session)
     held: list[_Held] = sync.info.setdefault(HELD_INFO_KEY, [])
     held.append(_Held(transaction, owner, key, scope, shared, engine, acquired_at))

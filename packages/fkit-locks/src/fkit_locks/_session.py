@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import exc as sa_exc
 
 from fkit_core import sqlstate_of
-from fkit_core._transaction import raise_translated
+from fkit_core.extending import raise_translated
 from fkit_locks._acquired import AcquiredLock
 from fkit_locks._errors import SessionLockUnsupportedError
 from fkit_locks._events import emit_acquired, emit_not_acquired, emit_released
@@ -107,11 +107,11 @@ class AdvisoryLock:
         if self._connection is not None:
             raise RuntimeError("this advisory_lock() block is already held; make a new one")
         # Counted as in-flight work: close() waits for the block, then cancels it.
-        self._token = manager._enter_work()
+        self._token = manager.enter_work()
         try:
             connection = await manager.engine.connect()
         except BaseException as exc:
-            manager._leave_work(self._token)
+            manager.leave_work(self._token)
             raise_translated(manager, exc, _ENGINE)
             raise
         params = key_params(key)
@@ -203,7 +203,7 @@ class AdvisoryLock:
                     logger.warning("returning a lock connection failed", exc_info=True)
                     await _discard(connection)
         finally:
-            self._manager._leave_work(self._token)
+            self._manager.leave_work(self._token)
             self._token = None
 
 

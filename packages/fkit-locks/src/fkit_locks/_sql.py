@@ -18,7 +18,6 @@ from fkit_core.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from sqlalchemy import TextClause
-    from sqlalchemy.ext.asyncio import AsyncSession
 
     from fkit_locks._keys import ResolvedKey
 
@@ -29,7 +28,6 @@ __all__ = [
     "SAVEPOINT",
     "SET_LOCK_TIMEOUT",
     "advisory_sql",
-    "engine_name_of",
     "key_params",
     "lock_timeout_value",
     "unlock_sql",
@@ -138,9 +136,3 @@ def lock_timeout_value(timeout: float | None) -> str | None:
     if milliseconds > _MAX_LOCK_TIMEOUT_MS:
         return None  # beyond what lock_timeout can express: as good as no limit
     return f"{milliseconds}ms"
-
-
-def engine_name_of(session: AsyncSession) -> str:
-    """The engine name fkit put on the session, for translated-error events."""
-    name: str = session.info.get("fkit.engine_name", "primary")
-    return name

@@ -14,12 +14,12 @@ from sqlalchemy.sql.elements import ClauseElement, quoted_name
 from sqlalchemy.sql.expression import TableClause
 
 from fkit_core import sqlstate_of
-from fkit_core._transaction import owner_of, raise_translated
 from fkit_core.errors import ConfigurationError
+from fkit_core.extending import engine_name_of, owner_of, raise_translated
 from fkit_locks._errors import TableNameError, TableNotFoundError
 from fkit_locks._events import emit_acquired, emit_not_acquired, track_until_transaction_end
 from fkit_locks._modes import LockMode, LockModeLike, parse_lock_mode
-from fkit_locks._sql import RESTORE_LOCK_TIMEOUT, engine_name_of, lock_timeout_value
+from fkit_locks._sql import RESTORE_LOCK_TIMEOUT, lock_timeout_value
 from fkit_locks._xact import bounded_attempt, not_acquired, require_transaction
 
 if TYPE_CHECKING:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import exc as sa_exc
 
 from fkit_core import sqlstate_of
-from fkit_core._transaction import owner_of, raise_translated
+from fkit_core.extending import engine_name_of, owner_of, raise_translated
 from fkit_locks._acquired import AcquiredLock
 from fkit_locks._errors import LockNotAcquiredError, TransactionRequiredError
 from fkit_locks._events import emit_acquired, emit_not_acquired, track_until_transaction_end
@@ -19,7 +19,6 @@ from fkit_locks._sql import (
     SAVEPOINT,
     SET_LOCK_TIMEOUT,
     advisory_sql,
-    engine_name_of,
     key_params,
     lock_timeout_value,
 )
@@ -31,8 +30,8 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
     from sqlalchemy.sql.base import Executable
 
-    from fkit_core._transaction import WorkOwner
     from fkit_core.events import LockScope
+    from fkit_core.extending import WorkOwner
 
 __all__ = [
     "AdvisoryXactLock",

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry import context, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from fkit_core.extending import engine_name_of
 from fkit_otel._pending import end_soon, is_retryable
 from fkit_otel._redact import describe, record_error
 from fkit_otel._semconv import (
@@ -220,9 +221,7 @@ class TransactionSpan:
         span = self.span
         if not span.is_recording():
             return
-        engine_name = session.info.get("fkit.engine_name")
-        if isinstance(engine_name, str):
-            span.set_attribute(ENGINE_NAME, engine_name)
+        span.set_attribute(ENGINE_NAME, engine_name_of(session))
         engine = bind_engine(session)
         namespace = engine_info(engine).namespace if engine is not None else None
         if namespace:

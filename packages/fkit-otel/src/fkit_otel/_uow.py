@@ -11,6 +11,7 @@ from fkit_core import (
     AsyncSQLAlchemyUowTransaction,
     parse_isolation_level,
 )
+from fkit_core.extending import manager_of
 from fkit_otel._manager import CLAIMED, install
 from fkit_otel._tracing import SESSION_TRACING, Tracing
 
@@ -29,14 +30,6 @@ __all__ = ["TracedAsyncUnitOfWork"]
 
 T = TypeVar("T")
 TxT = TypeVar("TxT", bound=AsyncSQLAlchemyUowTransaction)
-
-
-def _manager_of(source: Any) -> AsyncSessionManager | None:
-    if isinstance(source, AsyncSessionManager):
-        return source
-    info = getattr(source, "kw", {}).get("info") or {}
-    owner = info.get("fkit.manager")
-    return owner if isinstance(owner, AsyncSessionManager) else None
 
 
 class _TracedBlock(AbstractAsyncContextManager[T], Generic[T]):
@@ -157,7 +150,7 @@ class TracedAsyncUnitOfWork(AsyncSQLAlchemyUnitOfWork[TxT]):
         super().__init__(session_maker, transaction_factory, flush_before_commit, retry=retry)
         self.service_name = service_name
         self._tracing = Tracing(tracer_provider, service_name)
-        manager = _manager_of(session_maker)
+        manager = manager_of(session_maker)
         self._manager_name = manager.name if manager is not None else None
         if manager is not None:
             install(manager)  # savepoint spans, retry events, lock spans
