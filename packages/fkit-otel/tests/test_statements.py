@@ -173,3 +173,54 @@ async def test_the_semconv_opt_in_chooses_the_attribute_names(
             assert statement.attributes[key] == value
     if "db.operation.name" in transaction.attributes:
         assert transaction.attributes["db.operation.name"] == "transaction"
+
+
+# In a fresh interpreter: the global provider can be set only once per process.
+_SET_LATER = """
+import asyncio, sys
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from sqlalchemy import text
+from fkit_core import AsyncSessionManager
+from fkit_otel import OtelPlugin
+
+async def main():
+    manager = AsyncSessionManager(sys.argv[1], plugins=[OtelPlugin()], autoload=False)
+    async with manager:
+        async with manager.get_transaction() as session:
+            await session.execute(text("SELECT 1"))
+        # Nothing can be recorded yet: the engine carries no statement listeners.
+        print("before", manager.engine.sync_engine._has_events)
+        exporter = InMemorySpanExporter()
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        trace.set_tracer_provider(provider)
+        async with manager.get_transaction() as session:
+            await session.execute(text("SELECT 2"))
+        print("after", manager.engine.sync_engine._has_events)
+        names = sorted(s.name for s in exporter.get_finished_spans())
+        print("spans", names)
+
+asyncio.run(main())
+"""
+
+
+def test_statement_listeners_wait_for_a_provider_that_records(db_url: str) -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", _SET_LATER, db_url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "before False"
+    assert lines[1] == "after True"
+    # The first transaction after the provider was set is traced, statement included.
+    assert lines[2] == "spans ['SELECT postgres', 'uow.transaction']"

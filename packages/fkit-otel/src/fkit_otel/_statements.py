@@ -36,7 +36,16 @@ _CONNECTION_KEY = "fkit_otel.span"
 class _StatementListeners:
     """The three cursor-event listeners of one engine."""
 
-    __slots__ = ("__weakref__", "_base", "_names", "_namespace", "_tracer", "_tracing")
+    __slots__ = (
+        "__weakref__",
+        "_armed",
+        "_base",
+        "_engine",
+        "_names",
+        "_namespace",
+        "_tracer",
+        "_tracing",
+    )
 
     def __init__(self, tracing: Tracing, engine: Engine) -> None:
         self._tracing = tracing
@@ -52,6 +61,8 @@ class _StatementListeners:
         self._names = names
         # Span names per operation: "SELECT postgres", or "postgresql" when neither is known.
         self._namespace = info.namespace
+        self._engine = engine
+        self._armed = False
 
     def _name(self, operation: str | None) -> str:
         parts = [p for p in (operation, self._namespace) if p]
@@ -106,15 +117,44 @@ class _StatementListeners:
             span.set_status(Status(StatusCode.ERROR, record_error(span, exc)))
         span.end()
 
-    def listen(self, engine: Engine) -> None:
-        event.listen(engine, "before_cursor_execute", self.before)
-        event.listen(engine, "after_cursor_execute", self.after)
-        event.listen(engine, "handle_error", self.error)
+    def listen(self) -> None:
+        """Listen now if spans can be recorded; otherwise once they can.
 
-    def remove(self, engine: Engine) -> None:
-        event.remove(engine, "before_cursor_execute", self.before)
-        event.remove(engine, "after_cursor_execute", self.after)
-        event.remove(engine, "handle_error", self.error)
+        Any engine-level listener makes SQLAlchemy dispatch events on every connection
+        and statement, which costs a transaction a measurable share of its time. While
+        the provider can only make no-op spans (no SDK set up yet) there is nothing to
+        record, so only a pool ``checkout`` listener (pool events cost next to nothing)
+        watches for the global provider to be set, and arms the statement listeners
+        before the first statement of the connection that sees it.
+        """
+        if self._tracing.may_record():
+            self._arm()
+        elif not self._tracing.fixed:
+            event.listen(self._engine, "checkout", self._on_checkout)
+
+    def _on_checkout(self, *_args: object) -> None:
+        if not self._armed and self._tracing.may_record():
+            self._arm()
+
+    def _arm(self) -> None:
+        with _LOCK:
+            if self._armed:
+                return
+            self._armed = True
+            event.listen(self._engine, "before_cursor_execute", self.before)
+            event.listen(self._engine, "after_cursor_execute", self.after)
+            event.listen(self._engine, "handle_error", self.error)
+
+    def remove(self) -> None:
+        engine = self._engine
+        if event.contains(engine, "checkout", self._on_checkout):
+            event.remove(engine, "checkout", self._on_checkout)
+        with _LOCK:
+            if self._armed:
+                self._armed = False
+                event.remove(engine, "before_cursor_execute", self.before)
+                event.remove(engine, "after_cursor_execute", self.after)
+                event.remove(engine, "handle_error", self.error)
 
 
 def _store(conn: Connection | None, context: ExecutionContext | None, span: Span) -> None:
@@ -141,7 +181,7 @@ def _take(conn: Connection | None, context: ExecutionContext | None) -> Span | N
 
 
 _INSTRUMENTED: weakref.WeakKeyDictionary[Engine, _StatementListeners] = weakref.WeakKeyDictionary()
-_LOCK = threading.Lock()
+_LOCK = threading.RLock()
 
 
 def _sync_engine(engine: AsyncEngine | Engine) -> Engine:
@@ -187,9 +227,9 @@ def instrument_sqlalchemy(
         if sync in _INSTRUMENTED:
             return False
         listeners = _StatementListeners(Tracing(tracer_provider, service_name), sync)
-        listeners.listen(sync)
         _INSTRUMENTED[sync] = listeners
-        return True
+    listeners.listen()
+    return True
 
 
 def uninstrument_sqlalchemy(engine: AsyncEngine | Engine) -> bool:
@@ -201,10 +241,10 @@ def uninstrument_sqlalchemy(engine: AsyncEngine | Engine) -> bool:
     sync = _sync_engine(engine)
     with _LOCK:
         listeners = _INSTRUMENTED.pop(sync, None)
-        if listeners is None:
-            return False
-        listeners.remove(sync)
-        return True
+    if listeners is None:
+        return False
+    listeners.remove()
+    return True
 
 
 def is_instrumented(engine: AsyncEngine | Engine) -> bool:

@@ -111,6 +111,11 @@ class Tracing:
             None if tracer_provider is None else not isinstance(tracer_provider, _NO_OP)
         )
 
+    @property
+    def fixed(self) -> bool:
+        """Whether :meth:`may_record` can no longer change (a provider was given, or set)."""
+        return self._records is not None
+
     def may_record(self) -> bool:
         """False while spans could only be no-op spans (no SDK provider set, or a no-op one).
 
