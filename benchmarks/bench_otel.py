@@ -130,6 +130,12 @@ def _traced(manager: AsyncSessionManager, provider: TracerProvider | None) -> It
     finally:
         plugin.teardown(manager)
         uninstrument_sqlalchemy(manager.engine)
+        # SQLAlchemy never clears an engine's `_has_events` when its last listener is
+        # removed, and with it set every connection dispatches events on every
+        # statement. This manager's engine has no other engine listeners (no plugins,
+        # no pgbouncer mode): put the flag back, so the configuration after this one
+        # runs as on an engine that was never instrumented.
+        manager.engine.sync_engine._has_events = False
 
 
 async def bench(url: str, seconds: float, rounds: int) -> dict[str, dict[str, float]]:
