@@ -88,6 +88,27 @@ def test_a_sync_engine_is_instrumented_too(
     assert span.attributes["net.peer.port"] == url.port
 
 
+@pytest.mark.parametrize("recording", [True, False], ids=["armed", "waiting"])
+def test_instrumenting_does_not_keep_the_engine_alive(
+    fkit_database_url: str, tracer_provider: TracerProvider, recording: bool
+) -> None:
+    import gc
+    import weakref
+
+    url = make_url(fkit_database_url).set(drivername="postgresql+psycopg")
+    engine = create_engine(url)
+    # With the global (no-op) provider the listeners wait for one that records.
+    assert instrument_sqlalchemy(engine, tracer_provider=tracer_provider if recording else None)
+    with engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
+    assert engine._has_events is recording
+    engine.dispose()
+    gone = weakref.ref(engine)
+    del engine, conn
+    gc.collect()
+    assert gone() is None
+
+
 def test_anything_but_an_engine_is_refused() -> None:
     with pytest.raises(TypeError, match="AsyncEngine or Engine"):
         instrument_sqlalchemy("postgresql://nope")  # type: ignore[arg-type]

@@ -98,6 +98,6 @@ class TransactionMiddleware:
             raise
         finally:
             token.var.reset(token)
-        # The app returned without starting a response (a client that went away, say):
-        # nothing was promised, nothing is committed.
+        # The app returned without starting a response: servers answer 500 for it, and
+        # nothing was promised, so nothing is committed.
         await _end_all(opened, ErrorResponse(500) if opened else None)

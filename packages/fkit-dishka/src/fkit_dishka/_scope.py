@@ -74,11 +74,6 @@ class ScopedTransaction(Generic[T]):
         self._ended = False
         self._value: T | None = None
 
-    @property
-    def ended(self) -> bool:
-        """Whether the transaction has been committed or rolled back already."""
-        return self._ended
-
     async def enter(self) -> T:
         """Begin the transaction and return what it yields (a session or a UoW transaction)."""
         self._value = await self._context.__aenter__()

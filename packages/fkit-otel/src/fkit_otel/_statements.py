@@ -61,7 +61,9 @@ class _StatementListeners:
         self._names = names
         # Span names per operation: "SELECT postgres", or "postgresql" when neither is known.
         self._namespace = info.namespace
-        self._engine = engine
+        # Weak: the registry below is keyed weakly by the engine, and a strong reference
+        # from its value would keep every instrumented engine alive for good.
+        self._engine = weakref.ref(engine)
         self._armed = False
 
     def _name(self, operation: str | None) -> str:
@@ -127,26 +129,32 @@ class _StatementListeners:
         watches for the global provider to be set, and arms the statement listeners
         before the first statement of the connection that sees it.
         """
+        engine = self._engine()
+        if engine is None:
+            return
         if self._tracing.may_record():
             self._arm()
         elif not self._tracing.fixed:
-            event.listen(self._engine, "checkout", self._on_checkout)
+            event.listen(engine, "checkout", self._on_checkout)
 
     def _on_checkout(self, *_args: object) -> None:
         if not self._armed and self._tracing.may_record():
             self._arm()
 
     def _arm(self) -> None:
+        engine = self._engine()
         with _LOCK:
-            if self._armed:
+            if self._armed or engine is None:
                 return
             self._armed = True
-            event.listen(self._engine, "before_cursor_execute", self.before)
-            event.listen(self._engine, "after_cursor_execute", self.after)
-            event.listen(self._engine, "handle_error", self.error)
+            event.listen(engine, "before_cursor_execute", self.before)
+            event.listen(engine, "after_cursor_execute", self.after)
+            event.listen(engine, "handle_error", self.error)
 
     def remove(self) -> None:
-        engine = self._engine
+        engine = self._engine()
+        if engine is None:
+            return
         if event.contains(engine, "checkout", self._on_checkout):
             event.remove(engine, "checkout", self._on_checkout)
         with _LOCK:
@@ -181,7 +189,7 @@ def _take(conn: Connection | None, context: ExecutionContext | None) -> Span | N
 
 
 _INSTRUMENTED: weakref.WeakKeyDictionary[Engine, _StatementListeners] = weakref.WeakKeyDictionary()
-_LOCK = threading.RLock()
+_LOCK = threading.Lock()
 
 
 def _sync_engine(engine: AsyncEngine | Engine) -> Engine:
