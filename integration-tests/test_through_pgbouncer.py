@@ -11,7 +11,6 @@ session-scoped ones, metrics and spans.
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -40,12 +39,6 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
     from fkit_testing import PgBouncer
-
-DRIVERS = (
-    [os.environ["FKIT_TEST_DRIVER"]]
-    if os.environ.get("FKIT_TEST_DRIVER")
-    else ["asyncpg", "psycopg"]
-)
 
 
 class Stack:
@@ -76,9 +69,9 @@ class Stack:
         return [s for s in self.exporter.get_finished_spans() if s.name == name]
 
 
-@pytest.fixture(params=DRIVERS)
-def driver(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+@pytest.fixture
+def driver(fkit_each_driver: str) -> str:
+    return fkit_each_driver
 
 
 @pytest_asyncio.fixture

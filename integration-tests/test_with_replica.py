@@ -9,7 +9,6 @@ spans name the engine that served each read.
 
 from __future__ import annotations
 
-import os
 import socket
 import uuid
 from typing import TYPE_CHECKING, Any
@@ -36,12 +35,6 @@ if TYPE_CHECKING:
 
     from fkit_testing import ReplicaPair, WorkerDatabase
 
-DRIVERS = (
-    [os.environ["FKIT_TEST_DRIVER"]]
-    if os.environ.get("FKIT_TEST_DRIVER")
-    else ["asyncpg", "psycopg"]
-)
-
 
 class Observed:
     """A manager with the plugins, and what its metrics and spans recorded."""
@@ -65,9 +58,9 @@ class Observed:
         return [s for s in self.exporter.get_finished_spans() if s.name == name]
 
 
-@pytest.fixture(params=DRIVERS)
-def driver(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+@pytest.fixture
+def driver(fkit_each_driver: str) -> str:
+    return fkit_each_driver
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ side by side under ``pytest -n``.
 
 from __future__ import annotations
 
-import os
 import sys
 import uuid
 from pathlib import Path
@@ -28,26 +27,18 @@ if TYPE_CHECKING:
 sys.path.insert(0, str(Path(__file__).parent))
 
 from fkit_faults_proxy import FaultProxy
-from fkit_faults_server import with_driver
-
-# FKIT_TEST_DRIVER narrows the run to one driver (the nox matrix does); by default both run.
-DRIVERS = (
-    [os.environ["FKIT_TEST_DRIVER"]]
-    if os.environ.get("FKIT_TEST_DRIVER")
-    else ["asyncpg", "psycopg"]
-)
-
-
-@pytest.fixture(params=DRIVERS)
-def driver(request: pytest.FixtureRequest) -> str:
-    """Every scenario runs on both supported drivers."""
-    return str(request.param)
 
 
 @pytest.fixture
-def db_url(fkit_database_url: str, driver: str) -> str:
+def driver(fkit_each_driver: str) -> str:
+    """Every scenario runs on every supported driver (FKIT_TEST_DRIVER narrows it)."""
+    return fkit_each_driver
+
+
+@pytest.fixture
+def db_url(fkit_each_driver_url: str) -> str:
     """The test server, straight (no proxy), with this test's driver."""
-    return with_driver(fkit_database_url, driver)
+    return fkit_each_driver_url
 
 
 @pytest.fixture

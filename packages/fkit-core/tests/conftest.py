@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 import pytest_asyncio
-from sqlalchemy.engine import make_url
 
 from fkit_core import AsyncSessionManager
 
@@ -21,27 +19,16 @@ if TYPE_CHECKING:
 # The shared ORM models module (uniquely named, so no other package's tests clash with it).
 sys.path.insert(0, str(Path(__file__).parent))
 
-# FKIT_TEST_DRIVER narrows the run to one driver (the nox matrix does); by default both run.
-DRIVERS = (
-    [os.environ["FKIT_TEST_DRIVER"]]
-    if os.environ.get("FKIT_TEST_DRIVER")
-    else ["asyncpg", "psycopg"]
-)
 
-
-@pytest.fixture(params=DRIVERS)
-def driver(request: pytest.FixtureRequest) -> str:
-    """Each database test runs on both supported drivers."""
-    return str(request.param)
+@pytest.fixture
+def driver(fkit_each_driver: str) -> str:
+    """Each database test runs on every supported driver (FKIT_TEST_DRIVER narrows it)."""
+    return fkit_each_driver
 
 
 @pytest.fixture
-def db_url(fkit_database_url: str, driver: str) -> str:
-    return (
-        make_url(fkit_database_url)
-        .set(drivername=f"postgresql+{driver}")
-        .render_as_string(hide_password=False)
-    )
+def db_url(fkit_each_driver_url: str) -> str:
+    return fkit_each_driver_url
 
 
 @pytest_asyncio.fixture

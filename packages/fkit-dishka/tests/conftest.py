@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from typing import TYPE_CHECKING
 
 import pytest
 import pytest_asyncio
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 
 from fkit_core import AsyncSessionManager, QuerySettings
 from fkit_core.settings import BasePostgresConfig
@@ -18,27 +16,16 @@ from fkit_core.settings import BasePostgresConfig
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
 
-# FKIT_TEST_DRIVER narrows the run to one driver (the nox matrix does); by default both run.
-DRIVERS = (
-    [os.environ["FKIT_TEST_DRIVER"]]
-    if os.environ.get("FKIT_TEST_DRIVER")
-    else ["asyncpg", "psycopg"]
-)
 
-
-@pytest.fixture(params=DRIVERS)
-def driver(request: pytest.FixtureRequest) -> str:
-    """Each database test runs on both supported drivers."""
-    return str(request.param)
+@pytest.fixture
+def driver(fkit_each_driver: str) -> str:
+    """Each database test runs on every supported driver (FKIT_TEST_DRIVER narrows it)."""
+    return fkit_each_driver
 
 
 @pytest.fixture
-def db_url(fkit_database_url: str, driver: str) -> str:
-    return (
-        make_url(fkit_database_url)
-        .set(drivername=f"postgresql+{driver}")
-        .render_as_string(hide_password=False)
-    )
+def db_url(fkit_each_driver_url: str) -> str:
+    return fkit_each_driver_url
 
 
 @pytest.fixture

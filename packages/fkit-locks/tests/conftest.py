@@ -6,7 +6,6 @@ looks at ``pg_locks`` only for those keys.
 
 from __future__ import annotations
 
-import os
 import secrets
 import sys
 from pathlib import Path
@@ -30,27 +29,16 @@ if TYPE_CHECKING:
 
     from fkit_core.events import Event
 
-# FKIT_TEST_DRIVER narrows the run to one driver (the nox matrix does); by default both run.
-DRIVERS = (
-    [os.environ["FKIT_TEST_DRIVER"]]
-    if os.environ.get("FKIT_TEST_DRIVER")
-    else ["asyncpg", "psycopg"]
-)
 
-
-@pytest.fixture(params=DRIVERS)
-def driver(request: pytest.FixtureRequest) -> str:
-    """Each database test runs on both supported drivers."""
-    return str(request.param)
+@pytest.fixture
+def driver(fkit_each_driver: str) -> str:
+    """Each database test runs on every supported driver (FKIT_TEST_DRIVER narrows it)."""
+    return fkit_each_driver
 
 
 @pytest.fixture
-def db_url(fkit_database_url: str, driver: str) -> str:
-    return (
-        make_url(fkit_database_url)
-        .set(drivername=f"postgresql+{driver}")
-        .render_as_string(hide_password=False)
-    )
+def db_url(fkit_each_driver_url: str) -> str:
+    return fkit_each_driver_url
 
 
 @pytest_asyncio.fixture

@@ -10,7 +10,6 @@ tests check every span the suite produces.
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,28 +34,17 @@ if TYPE_CHECKING:
 
     from fkit_core import Plugin
 
-# FKIT_TEST_DRIVER narrows the run to one driver (the nox matrix does); by default both run.
-DRIVERS = (
-    [os.environ["FKIT_TEST_DRIVER"]]
-    if os.environ.get("FKIT_TEST_DRIVER")
-    else ["asyncpg", "psycopg"]
-)
 
-
-@pytest.fixture(params=DRIVERS)
-def driver(request: pytest.FixtureRequest) -> str:
-    """Each database test runs on both supported drivers."""
-    return str(request.param)
+@pytest.fixture
+def driver(fkit_each_driver: str) -> str:
+    """Each database test runs on every supported driver (FKIT_TEST_DRIVER narrows it)."""
+    return fkit_each_driver
 
 
 @pytest.fixture
-def db_url(fkit_database_url: str, driver: str) -> str:
+def db_url(fkit_each_driver_url: str) -> str:
     """The test database with the driver and a password that must never show in a span."""
-    return (
-        make_url(fkit_database_url)
-        .set(drivername=f"postgresql+{driver}", password=PASSWORD)
-        .render_as_string(hide_password=False)
-    )
+    return make_url(fkit_each_driver_url).set(password=PASSWORD).render_as_string(False)
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 
 @pytest.fixture
-def driver() -> str:
+def fkit_each_driver() -> str:
     """These tests are about the asyncpg driver, whatever the run's driver."""
     return "asyncpg"
 

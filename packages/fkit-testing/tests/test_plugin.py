@@ -165,11 +165,35 @@ def test_fkit_driver(
     run(pytester).assert_outcomes(passed=1)
 
 
+@pytest.mark.parametrize(
+    ("value", "expected"), [(None, ["asyncpg", "psycopg"]), ("psycopg", ["psycopg"])]
+)
+def test_fkit_each_driver_runs_a_test_once_per_driver(
+    pytester: pytest.Pytester,
+    clean_env: pytest.MonkeyPatch,
+    fkit_database_url: str,
+    value: str | None,
+    expected: list[str],
+) -> None:
+    clean_env.setenv("FKIT_TEST_DATABASE_URL", fkit_database_url)
+    if value is not None:
+        clean_env.setenv("FKIT_TEST_DRIVER", value)
+    pytester.makepyfile(
+        "def test_url(fkit_each_driver, fkit_each_driver_url, fkit_database_url):\n"
+        "    scheme = f'postgresql+{fkit_each_driver}://'\n"
+        "    assert fkit_each_driver_url == fkit_database_url.replace('postgresql://', scheme)\n"
+    )
+    result = run(pytester, "-v")
+    result.assert_outcomes(passed=len(expected))
+    result.stdout.fnmatch_lines([f"*test_url?{driver}? PASSED*" for driver in expected])
+
+
+@pytest.mark.parametrize("fixture", ["fkit_driver", "fkit_each_driver"])
 def test_unknown_fkit_driver_errors(
-    pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch
+    pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch, fixture: str
 ) -> None:
     clean_env.setenv("FKIT_TEST_DRIVER", "mysqlclient")
-    pytester.makepyfile("def test_driver(fkit_driver): pass")
+    pytester.makepyfile(f"def test_driver({fixture}): pass")
     result = run(pytester)
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*FKIT_TEST_DRIVER must be one of asyncpg, psycopg*mysqlclient*"])

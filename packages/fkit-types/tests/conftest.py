@@ -6,14 +6,12 @@ the modules' fixed table names never collide, even under ``pytest -n 2``.
 
 from __future__ import annotations
 
-import os
 import uuid
 from typing import TYPE_CHECKING, Any
 
 import pytest
 import pytest_asyncio
 from sqlalchemy import event, text
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from fkit_core import AsyncSessionManager, BasePostgresConfig, QuerySettings
@@ -27,27 +25,16 @@ if TYPE_CHECKING:
 
     from fkit_core import Plugin
 
-# FKIT_TEST_DRIVER narrows the run to one driver (the nox matrix does); by default both run.
-DRIVERS = (
-    [os.environ["FKIT_TEST_DRIVER"]]
-    if os.environ.get("FKIT_TEST_DRIVER")
-    else ["asyncpg", "psycopg"]
-)
 
-
-@pytest.fixture(params=DRIVERS)
-def driver(request: pytest.FixtureRequest) -> str:
-    """Each database test runs on both supported drivers."""
-    return str(request.param)
+@pytest.fixture
+def driver(fkit_each_driver: str) -> str:
+    """Each database test runs on every supported driver (FKIT_TEST_DRIVER narrows it)."""
+    return fkit_each_driver
 
 
 @pytest.fixture
-def db_url(fkit_database_url: str, driver: str) -> str:
-    return (
-        make_url(fkit_database_url)
-        .set(drivername=f"postgresql+{driver}")
-        .render_as_string(hide_password=False)
-    )
+def db_url(fkit_each_driver_url: str) -> str:
+    return fkit_each_driver_url
 
 
 @pytest_asyncio.fixture

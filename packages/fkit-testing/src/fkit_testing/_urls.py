@@ -6,8 +6,6 @@ import socket
 import struct
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
-from fkit_testing._errors import DatabaseUnavailableError
-
 __all__ = ["DRIVERS", "mask_password", "plain_url", "probe", "with_driver"]
 
 DRIVERS = ("asyncpg", "psycopg")
@@ -65,6 +63,10 @@ def probe(url: str, *, source: str = "the URL", hint: str = "", timeout: float =
     """
     # The report should end at the fixture with this message, not in socket internals.
     __tracebackhide__ = True
+    # Imported here: the error derives from fkit-core's, and this module must stay cheap
+    # to import (the pytest plugin reads DRIVERS in every run).
+    from fkit_testing._errors import DatabaseUnavailableError
+
     parts = urlsplit(url)
     query = parse_qs(parts.query)
     host = parts.hostname or query.get("host", ["localhost"])[0]

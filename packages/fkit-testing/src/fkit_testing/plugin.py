@@ -6,6 +6,9 @@ Loaded through the ``pytest11`` entry point. Fixtures:
   ``FKIT_TEST_DATABASE_URL`` if set, else a throwaway server started once per session
   (per xdist worker) and removed at its end.
 - ``fkit_driver`` (session): ``FKIT_TEST_DRIVER``, ``asyncpg`` (default) or ``psycopg``.
+- ``fkit_each_driver`` (function, parametrized): each supported driver in turn, or only
+  ``FKIT_TEST_DRIVER`` when it is set; ``fkit_each_driver_url`` is ``fkit_database_url``
+  with that driver.
 - ``fkit_schema`` (session): the schema every test database starts with (ini options
   ``fkit_schema`` / ``fkit_alembic_ini``, or override the fixture).
 - ``fkit_worker_database`` (function; the database lives for the session): this
@@ -64,6 +67,8 @@ __all__ = [
     "captured_events",
     "fkit_database_url",
     "fkit_driver",
+    "fkit_each_driver",
+    "fkit_each_driver_url",
     "fkit_isolation",
     "fkit_manager",
     "fkit_manager_config",
@@ -217,6 +222,48 @@ def fkit_driver() -> str:
         msg = f"{ENV_DRIVER} must be one of {', '.join(DRIVERS)}, got {driver!r}"
         raise ConfigurationError(msg)
     return driver
+
+
+def _each_driver_params() -> list[str]:
+    # Read when pytest imports the plugin: parametrization is decided at collection. A
+    # bad value is kept and refused by the fixture, so the run says why.
+    from fkit_testing._urls import DRIVERS
+
+    chosen = os.environ.get(ENV_DRIVER, "").strip()
+    return [chosen] if chosen else list(DRIVERS)
+
+
+@pytest.fixture(params=_each_driver_params())
+def fkit_each_driver(request: pytest.FixtureRequest) -> str:
+    """Each supported async driver in turn: ``asyncpg``, then ``psycopg``.
+
+    A test using it runs once per driver, with the driver in its id;
+    ``FKIT_TEST_DRIVER`` narrows the run to one.
+
+    Raises:
+        ConfigurationError: ``FKIT_TEST_DRIVER`` names another driver.
+    """
+    from fkit_testing._urls import DRIVERS
+
+    driver = str(request.param)
+    if driver not in DRIVERS:
+        from fkit_core.errors import ConfigurationError
+
+        msg = f"{ENV_DRIVER} must be one of {', '.join(DRIVERS)}, got {driver!r}"
+        raise ConfigurationError(msg)
+    return driver
+
+
+@pytest.fixture
+def fkit_each_driver_url(fkit_database_url: str, fkit_each_driver: str) -> str:
+    """``fkit_database_url`` as a SQLAlchemy URL for ``fkit_each_driver``.
+
+    ``postgresql+asyncpg://...`` in one run of the test, ``postgresql+psycopg://...`` in
+    the other.
+    """
+    from fkit_testing._urls import with_driver
+
+    return with_driver(fkit_database_url, fkit_each_driver)
 
 
 @pytest.fixture(scope="session")
