@@ -22,6 +22,22 @@ from fkit_core.settings import BasePostgresConfig
 from fkit_dishka import AsyncDatabaseProvider, TransactionMiddleware
 
 
+def adder(table: str) -> Callable[..., Awaitable[JSONResponse]]:
+    """``POST /values/{v}``: inserts v; ``?fail=1`` then raises, ``?refuse=1`` answers 409."""
+
+    @inject
+    async def add(request: Request, session: FromDishka[AsyncSession]) -> JSONResponse:
+        v = int(request.path_params["v"])
+        await session.execute(text(f"INSERT INTO {table} VALUES (:v)"), {"v": v})
+        if request.query_params.get("fail"):
+            raise RuntimeError("the handler failed after writing")
+        if request.query_params.get("refuse"):
+            raise HTTPException(status_code=409, detail="refused")
+        return JSONResponse({"v": v})
+
+    return add
+
+
 @pytest.mark.asyncio
 async def test_a_starlette_app_commits_requests_and_rolls_back_a_failing_one(
     config: BasePostgresConfig,
@@ -31,14 +47,7 @@ async def test_a_starlette_app_commits_requests_and_rolls_back_a_failing_one(
     connections_gone: Callable[[], Awaitable[bool]],
 ) -> None:
     container = make_async_container(AsyncDatabaseProvider(config, autoload=False))
-
-    @inject
-    async def add(request: Request, session: FromDishka[AsyncSession]) -> JSONResponse:
-        v = int(request.path_params["v"])
-        await session.execute(text(f"INSERT INTO {table} VALUES (:v)"), {"v": v})
-        if request.query_params.get("fail"):
-            raise RuntimeError("the handler failed after writing")
-        return JSONResponse({"v": v})
+    add = adder(table)
 
     # dishka's own `setup_dishka` for Starlette is deprecated (it warns); wiring the
     # middleware and the container by hand is what it does.
@@ -76,14 +85,7 @@ async def test_transaction_middleware_outside_dishka_and_a_task_spawning_middlew
     # the endpoint in another task: the transaction begun there is still ended before
     # the status line goes out, committed for a 200 and rolled back for a 409.
     container = make_async_container(AsyncDatabaseProvider(config, autoload=False))
-
-    @inject
-    async def add(request: Request, session: FromDishka[AsyncSession]) -> JSONResponse:
-        v = int(request.path_params["v"])
-        await session.execute(text(f"INSERT INTO {table} VALUES (:v)"), {"v": v})
-        if request.query_params.get("refuse"):
-            raise HTTPException(status_code=409, detail="refused")
-        return JSONResponse({"v": v})
+    add = adder(table)
 
     app = Starlette(
         routes=[Route("/values/{v}", add, methods=["POST"])],
