@@ -27,7 +27,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
-from benchlib import database
+from benchlib import database, run_for
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
@@ -119,21 +119,6 @@ def bench_imports(rounds: int = 9) -> dict[str, float]:
     }
 
 
-async def _run_for(seconds: float, concurrency: int, one: Callable[[], Awaitable[Any]]) -> float:
-    deadline = time.perf_counter() + seconds
-    done = 0
-
-    async def worker() -> None:
-        nonlocal done
-        while time.perf_counter() < deadline:
-            await one()
-            done += 1
-
-    start = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return done / (time.perf_counter() - start)
-
-
 async def bench_transactions(url: str, seconds: float, rounds: int) -> dict[str, dict[str, float]]:
     pool = PoolSettings(size=16, max_overflow=0)
     engine_url = make_url(url).set(drivername="postgresql+asyncpg")
@@ -153,25 +138,25 @@ async def bench_transactions(url: str, seconds: float, rounds: int) -> dict[str,
 
     uow = AsyncSQLAlchemyUnitOfWork(manager)
 
-    async def plain() -> None:
+    async def plain(_worker: int) -> None:
         async with plain_maker() as session, session.begin():
             (await session.execute(INSERT)).scalar_one()
 
-    async def get_transaction() -> None:
+    async def get_transaction(_worker: int) -> None:
         async with manager.get_transaction() as session:
             (await session.execute(INSERT)).scalar_one()
 
-    async def uow_transaction() -> None:
+    async def uow_transaction(_worker: int) -> None:
         async with uow.transaction() as tx:
             (await tx.session.execute(INSERT)).scalar_one()
 
     async def insert(tx: AsyncSQLAlchemyUowTransaction) -> int:
         return int((await tx.session.execute(INSERT)).scalar_one())
 
-    async def uow_run() -> None:
+    async def uow_run(_worker: int) -> None:
         await uow.run(insert)
 
-    paths: dict[str, Callable[[], Awaitable[Any]]] = {
+    paths: dict[str, Callable[[int], Awaitable[Any]]] = {
         "plain": plain,
         "get_transaction": get_transaction,
         "uow.transaction": uow_transaction,
@@ -181,13 +166,13 @@ async def bench_transactions(url: str, seconds: float, rounds: int) -> dict[str,
     try:
         for concurrency in (1, 16):
             for path in paths.values():  # warm pools and caches
-                await _run_for(0.5, concurrency, path)
+                await run_for(0.5, concurrency, path)
             samples: dict[str, list[float]] = {name: [] for name in paths}
             order = list(paths)
             for round_ in range(rounds):
                 # Rotate the order so no path always runs first (or last) in a round.
                 for name in order[round_ % len(order) :] + order[: round_ % len(order)]:
-                    samples[name].append(await _run_for(seconds, concurrency, paths[name]))
+                    samples[name].append(await run_for(seconds, concurrency, paths[name]))
             row = {"plain tx/s": statistics.median(samples["plain"])}
             for name in order[1:]:
                 # Ratios paired within each round cancel the drift between rounds.

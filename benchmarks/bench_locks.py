@@ -37,7 +37,7 @@ import statistics
 import time
 from typing import TYPE_CHECKING, Any
 
-from benchlib import database
+from benchlib import database, run_for
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
@@ -86,21 +86,6 @@ def _manager(url: str, name: str) -> AsyncSessionManager:
     return AsyncSessionManager(config, plugins=[], autoload=False, name=name)
 
 
-async def _run_for(seconds: float, concurrency: int, one: Callable[[int], Awaitable[Any]]) -> float:
-    deadline = time.perf_counter() + seconds
-    done = 0
-
-    async def worker(index: int) -> None:
-        nonlocal done
-        while time.perf_counter() < deadline:
-            await one(index)
-            done += 1
-
-    start = time.perf_counter()
-    await asyncio.gather(*(worker(i) for i in range(concurrency)))
-    return done / (time.perf_counter() - start)
-
-
 async def bench_throughput(url: str, seconds: float, rounds: int) -> dict[str, dict[str, float]]:
     quiet = _manager(url, "quiet")
     subscribed = _manager(url, "subscribed")
@@ -140,14 +125,14 @@ async def bench_throughput(url: str, seconds: float, rounds: int) -> dict[str, d
     try:
         for concurrency in (1, 16):
             for path in paths.values():  # warm pools, statement caches, listeners
-                await _run_for(0.5, concurrency, path)
+                await run_for(0.5, concurrency, path)
             samples: dict[str, list[float]] = {name: [] for name in paths}
             names = list(paths)
             for round_ in range(rounds):
                 # Rotate the order too, so no path always runs right after another.
                 shift = round_ % len(names)
                 for name in names[shift:] + names[:shift]:
-                    samples[name].append(await _run_for(seconds, concurrency, paths[name]))
+                    samples[name].append(await run_for(seconds, concurrency, paths[name]))
             row = {"plain tx/s": statistics.median(samples["plain"])}
             for name in list(paths)[1:]:
                 paired = [a / b for a, b in zip(samples[name], samples["plain"], strict=True)]
@@ -187,9 +172,9 @@ async def bench_contention(
 
         one = xact if scope == "transaction" else session_scope
         try:
-            await _run_for(0.5, workers, one)
+            await run_for(0.5, workers, one)
             waits.clear()
-            rate = await _run_for(seconds, workers, one)
+            rate = await run_for(seconds, workers, one)
         finally:
             await manager.close()
         ordered = sorted(waits)

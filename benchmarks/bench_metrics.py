@@ -25,10 +25,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import time
 from typing import TYPE_CHECKING, Any
 
-from benchlib import database, per_call_us
+from benchlib import database, per_call_us, run_for
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
@@ -113,19 +112,11 @@ def _histogram(registry: CollectorRegistry, name: str) -> Any:
 
 
 async def _run_for(seconds: float, concurrency: int, manager: AsyncSessionManager) -> float:
-    deadline = time.perf_counter() + seconds
-    done = 0
+    async def one(_worker: int) -> None:
+        async with manager.get_transaction() as session:
+            (await session.execute(INSERT)).scalar_one()
 
-    async def worker() -> None:
-        nonlocal done
-        while time.perf_counter() < deadline:
-            async with manager.get_transaction() as session:
-                (await session.execute(INSERT)).scalar_one()
-            done += 1
-
-    start = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return done / (time.perf_counter() - start)
+    return await run_for(seconds, concurrency, one)
 
 
 async def bench(url: str, seconds: float, rounds: int) -> dict[str, dict[str, float]]:

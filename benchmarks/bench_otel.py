@@ -31,10 +31,9 @@ import argparse
 import asyncio
 import contextlib
 import statistics
-import time
 from typing import TYPE_CHECKING, Any
 
-from benchlib import database, per_call_us
+from benchlib import database, per_call_us, run_for
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -104,19 +103,12 @@ def _paired_ratio(samples: dict[str, list[float]], label: str) -> float:
 
 async def _run_for(seconds: float, concurrency: int, manager: AsyncSessionManager) -> float:
     uow = AsyncSQLAlchemyUnitOfWork(manager)
-    deadline = time.perf_counter() + seconds
-    done = 0
 
-    async def worker() -> None:
-        nonlocal done
-        while time.perf_counter() < deadline:
-            async with uow.transaction() as tx:
-                (await tx.session.execute(INSERT)).scalar_one()
-            done += 1
+    async def one(_worker: int) -> None:
+        async with uow.transaction() as tx:
+            (await tx.session.execute(INSERT)).scalar_one()
 
-    start = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return done / (time.perf_counter() - start)
+    return await run_for(seconds, concurrency, one)
 
 
 @contextlib.contextmanager

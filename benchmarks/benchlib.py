@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Awaitable, Callable, Iterator
 
-__all__ = ["database", "per_call_us"]
+__all__ = ["database", "per_call_us", "run_for"]
 
 
 @contextlib.contextmanager
@@ -35,3 +36,19 @@ def per_call_us(fn: Callable[[], object], n: int) -> float:
             fn()
         best = min(best, (time.perf_counter_ns() - start) / n / 1000)
     return best
+
+
+async def run_for(seconds: float, concurrency: int, one: Callable[[int], Awaitable[Any]]) -> float:
+    """Calls per second of ``concurrency`` workers awaiting ``one(worker)`` for ``seconds``."""
+    deadline = time.perf_counter() + seconds
+    done = 0
+
+    async def worker(index: int) -> None:
+        nonlocal done
+        while time.perf_counter() < deadline:
+            await one(index)
+            done += 1
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker(i) for i in range(concurrency)))
+    return done / (time.perf_counter() - start)

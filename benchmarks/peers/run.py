@@ -44,9 +44,8 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import asyncpg
 import sqlalchemy
@@ -63,30 +62,16 @@ from fkit_core import PoolSettings as FkitPoolSettings
 from fkit_metrics import PostgresMetrics
 from fkit_otel import OtelPlugin
 
-if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Iterator
+# The shared helpers live one folder up (benchmarks/benchlib.py).
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchlib import database, run_for
 
 HERE = Path(__file__).resolve().parent
 TABLE = f"bench_peers_rows_{os.getpid()}"
 POOL = 16
 SFK = "sqlalchemy-foundation-kit 0.5.0 UoW"
 BASELINE = "SQLAlchemy AsyncSession"
-
-
-async def run_for(one: Callable[[], Awaitable[None]], seconds: float, concurrency: int) -> float:
-    """Transactions per second of ``concurrency`` workers calling ``one`` for ``seconds``."""
-    deadline = time.perf_counter() + seconds
-    done = 0
-
-    async def worker() -> None:
-        nonlocal done
-        while time.perf_counter() < deadline:
-            await one()
-            done += 1
-
-    start = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return done / (time.perf_counter() - start)
 
 
 class SfkWorker:
@@ -212,7 +197,7 @@ async def contenders(
         pools[0] = await asyncpg.create_pool(dsn, min_size=0, max_size=POOL)
         await old.close()
 
-    runs["raw asyncpg"] = (lambda s, c: run_for(raw, s, c), raw_release)
+    runs["raw asyncpg"] = (lambda s, c: run_for(s, c, lambda _: raw()), raw_release)
 
     engine = create_async_engine(url, pool_size=POOL, max_overflow=0)
     stack.push_async_callback(engine.dispose)
@@ -222,7 +207,7 @@ async def contenders(
         async with maker() as session, session.begin():
             (await session.execute(insert)).scalar_one()
 
-    runs[BASELINE] = (lambda s, c: run_for(plain, s, c), engine.dispose)
+    runs[BASELINE] = (lambda s, c: run_for(s, c, lambda _: plain()), engine.dispose)
 
     def fkit_run(manager: AsyncSessionManager) -> tuple[Run, Release]:
         uow = AsyncSQLAlchemyUnitOfWork(manager)
@@ -232,7 +217,7 @@ async def contenders(
                 (await tx.session.execute(insert)).scalar_one()
 
         # Engine.dispose() swaps in a fresh pool with the same listeners (the plugins').
-        return (lambda s, c: run_for(one, s, c), manager.engine.dispose)
+        return (lambda s, c: run_for(s, c, lambda _: one()), manager.engine.dispose)
 
     sdk = TracerProvider()
     sdk.add_span_processor(SimpleSpanProcessor(exporter))
@@ -368,18 +353,6 @@ def chart(summary: dict[int, dict[str, dict[str, float]]], labels: list[str], pa
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return f"chart written to {path}"
-
-
-@contextlib.contextmanager
-def database(url: str | None) -> Iterator[str]:
-    url = url or os.environ.get("FKIT_TEST_DATABASE_URL")
-    if url:
-        yield url
-        return
-    from fkit_testing import launch_postgres
-
-    with launch_postgres() as server:
-        yield server.url
 
 
 def main() -> None:
